@@ -1,0 +1,197 @@
+"""The `gatehouse` command: serve, migrate, and manage the deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+# Never print local variables in tracebacks: they can hold passwords and keys.
+cli = typer.Typer(
+    help="Gatehouse: sign-in, OAuth 2.1 and MCP in one service.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_cli = typer.Typer(help="Database migrations.", no_args_is_help=True)
+users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(users_cli, name="users")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except (ConfigError, ValueError) as exc:
+        typer.secho(f"configuration error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from exc
+
+
+def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from app.db import create_engine, create_sessionmaker
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def alembic_config(database_url: str) -> object:
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FORWARDED_ALLOW_IPS",
+            help="Proxies whose X-Forwarded-* headers are trusted (comma list, or '*').",
+        ),
+    ] = None,
+) -> None:
+    """Serve Gatehouse over HTTP."""
+    import uvicorn
+
+    settings = _settings()
+    if host:
+        os.environ["HOST"] = host
+    if port:
+        os.environ["PORT"] = str(port)
+    settings = _settings() if (host or port) else settings
+    typer.echo(f"Gatehouse is serving at {settings.public_url}")
+    typer.echo(f"  database: {_safe_database(settings.database_url)}")
+    if settings.allow_signup:
+        typer.echo(f"  create an account at {settings.public_url}/sign-up")
+    typer.echo("  or from a shell: gatehouse users create --email you@example.com")
+    uvicorn.run(
+        "app.asgi:app",
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1",
+        server_header=False,
+        log_level="info",
+    )
+
+
+def _safe_database(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations (to the newest by default)."""
+    from alembic import command
+
+    settings = _settings()
+    command.upgrade(alembic_config(settings.database_url), revision)  # type: ignore[arg-type]
+    typer.echo(f"database at {revision}: {_safe_database(settings.database_url)}")
+
+
+@db_cli.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
+    """Revert migrations down to REVISION ('base' for an empty database)."""
+    from alembic import command
+
+    settings = _settings()
+    command.downgrade(alembic_config(settings.database_url), revision)  # type: ignore[arg-type]
+
+
+@users_cli.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Email address (the sign-in name).")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Create a user account."""
+    from app.auth import service
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> str:
+        user = await service.create_user(session, email=email, password=password, name=name)
+        return str(user.id)
+
+    try:
+        user_id = _with_session(settings, work)
+    except service.AccountError as exc:
+        typer.secho(str(exc), err=True, fg="red")
+        raise typer.Exit(1) from exc
+    typer.echo(f"created {email} ({user_id})")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List user accounts."""
+    from app.auth import service
+
+    async def work(session: AsyncSession) -> list[str]:
+        rows = []
+        for user in await service.list_users(session):
+            state = "disabled" if user.disabled_at else "active"
+            rows.append(f"{user.id}  {user.email:<40} {state:<8}  {user.name}")
+        return rows
+
+    rows = _with_session(_settings(), work)
+    for row in rows:
+        typer.echo(row)
+    if not rows:
+        typer.echo("no users yet")
+
+
+def _set_disabled(email: str, disabled: bool) -> None:
+    from app.auth import service
+
+    async def work(session: AsyncSession) -> bool:
+        user = await service.find_user_by_email(session, email)
+        if user is None:
+            return False
+        await service.set_disabled(session, user=user, disabled=disabled)
+        return True
+
+    if not _with_session(_settings(), work):
+        typer.secho(f"no user with email {email}", err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo(f"{'disabled' if disabled else 'enabled'} {email}")
+
+
+@users_cli.command("disable")
+def users_disable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
+    """Disable an account: it can no longer sign in, and its sessions end."""
+    _set_disabled(email, True)
+
+
+@users_cli.command("enable")
+def users_enable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
+    """Enable a disabled account again."""
+    _set_disabled(email, False)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,48 @@
+"""Application errors and the handlers that render them."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+
+class AppError(Exception):
+    status_code = 400
+    title = "Something went wrong"
+    message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class CsrfError(AppError):
+    status_code = 403
+    title = "This form has expired"
+    message = (
+        "The form could not be verified (it may be old, or sent from another site). "
+        "Go back, reload the page and try again."
+    )
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    title = "Not found"
+    message = "There is nothing here."
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    from app.web import render
+
+    async def app_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, AppError):  # pragma: no cover - registered for AppError only
+            raise exc
+        return render(
+            request,
+            "error.html",
+            {"title": exc.title, "message": exc.message},
+            status_code=exc.status_code,
+        )
+
+    app.add_exception_handler(AppError, app_error)

@@ -1,0 +1,55 @@
+"""Rate limits (the `limits` package): in memory by default, in Redis when REDIS_URL is set."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0
+
+
+class RateLimits:
+    def __init__(self, redis_url: str | None) -> None:
+        storage: Storage
+        if redis_url:
+            url = redis_url
+            if url.startswith(("redis://", "rediss://")):
+                url = "async+" + url
+            made = storage_from_string(url)
+            if not isinstance(made, Storage):
+                raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
+            storage = made
+        else:
+            storage = MemoryStorage()
+        self.storage = storage
+        self.limiter = MovingWindowRateLimiter(storage)
+
+    @staticmethod
+    def rule(text: str) -> RateLimitItem:
+        return parse(text)
+
+    async def check(self, rule: RateLimitItem, *key: str) -> Verdict:
+        """Is another attempt allowed now? Does not count one."""
+        if await self.limiter.test(rule, *key):
+            return Verdict(True)
+        stats = await self.limiter.get_window_stats(rule, *key)
+        return Verdict(False, max(1, int(stats.reset_time - time.time()) + 1))
+
+    async def hit(self, rule: RateLimitItem, *key: str) -> Verdict:
+        """Count an attempt; refused when the limit was already reached."""
+        if await self.limiter.hit(rule, *key):
+            return Verdict(True)
+        stats = await self.limiter.get_window_stats(rule, *key)
+        return Verdict(False, max(1, int(stats.reset_time - time.time()) + 1))
+
+    async def clear(self, rule: RateLimitItem, *key: str) -> None:
+        await self.limiter.clear(rule, *key)

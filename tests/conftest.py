@@ -1,0 +1,225 @@
+"""Shared fixtures: real databases, the app in-process, a live server, headless Chromium.
+
+Every test that takes `backend` (directly or through `app`/`client`/`live_server`) runs once per
+database. PostgreSQL is at POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test); each
+test session creates its own database there and drops it afterwards. Under CI=true a missing
+PostgreSQL or Chromium fails the run; elsewhere those tests are skipped with a message saying what
+to install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from app.cli import alembic_config
+from app.config import Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 40
+TEST_VAULT_KEYS = "test1:" + "A" * 43 + "="
+
+
+def missing(what: str, how: str) -> None:
+    """Fail under CI, skip elsewhere: a real component the test needs is not there."""
+    message = f"{what} is not available: {how}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str  # the URL Gatehouse is configured with
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.name == "postgresql"
+
+
+async def _admin_execute(sql: str) -> None:
+    import asyncpg
+
+    url = make_url(POSTGRES_URL)
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        database=url.database,
+        password=url.password,
+        timeout=5,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _upgrade(database_url: str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), "head")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "gatehouse.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await asyncio.to_thread(_upgrade, url)
+        yield Backend("sqlite", url)
+        return
+    name = f"gatehouse_test_{uuid.uuid4().hex[:10]}"
+    try:
+        await _admin_execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it means "not available"
+        missing("PostgreSQL", f"start it at {POSTGRES_URL} ({type(exc).__name__}: {exc})")
+    url = str(make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name))
+    await asyncio.to_thread(_upgrade, url)
+    yield Backend("postgresql", url)
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(backend: Backend, tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": backend.url,
+        "public_url": "http://127.0.0.1:8000",
+        "secret_key": TEST_SECRET_KEY,
+        "vault_keys": TEST_VAULT_KEYS,
+        "var_dir": tmp,
+        "signin_limit_ip": "1000 per 15 minutes",
+    }
+    values.update(overrides)
+    return Settings(**values).check()
+
+
+@pytest.fixture(scope="session")
+async def app(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+    application = create_app(make_settings(backend, tmp_path_factory.mktemp("var")))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    settings: Settings = app.state.settings
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=settings.public_url) as c:
+        yield c
+
+
+# -- a live server process ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServer:
+    """`python -m app serve` as a real process, the way `make run` starts it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": backend.url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "VAULT_KEYS": TEST_VAULT_KEYS,
+        "VAR_DIR": str(tmp),
+        **env_overrides,
+    }
+    log = tmp / f"server-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = env["PUBLIC_URL"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return LiveServer(url, process, log, env)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not become healthy:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def live_server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(backend, tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
+
+
+# -- headless Chromium ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        missing("Chromium", "install Debian's chromium package (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        await chromium.close()
