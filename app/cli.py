@@ -24,8 +24,14 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database migrations.", no_args_is_help=True)
 users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
+clients_cli = typer.Typer(help="OAuth clients.", no_args_is_help=True)
+grants_cli = typer.Typer(help="Grants users gave to clients.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Token signing keys.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(clients_cli, name="clients")
+cli.add_typer(grants_cli, name="grants")
+cli.add_typer(keys_cli, name="keys")
 
 
 def _settings() -> Settings:
@@ -191,6 +197,150 @@ def users_disable(email: Annotated[str, typer.Argument(help="The user's email.")
 def users_enable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
     """Enable a disabled account again."""
     _set_disabled(email, False)
+
+
+@clients_cli.command("list")
+def clients_list() -> None:
+    """List OAuth clients (registered and client-metadata-document clients)."""
+    from sqlalchemy import select
+
+    from app.oauth.models import OAuthClient
+
+    async def work(session: AsyncSession) -> list[str]:
+        rows = (
+            await session.execute(select(OAuthClient).order_by(OAuthClient.created_at))
+        ).scalars()
+        return [
+            f"{c.client_id}  {c.kind:<10} {'revoked' if c.revoked_at else 'active':<8} "
+            f"{c.token_endpoint_auth_method:<20} {c.client_name}"
+            for c in rows
+        ]
+
+    rows = _with_session(_settings(), work)
+    for row in rows:
+        typer.echo(row)
+    if not rows:
+        typer.echo("no clients yet")
+
+
+@clients_cli.command("revoke")
+def clients_revoke(client_id: Annotated[str, typer.Argument(help="The client_id.")]) -> None:
+    """Block a client: its grants are revoked and it can no longer authorize or get tokens."""
+    from sqlalchemy import select
+
+    from app.db import utcnow
+    from app.oauth import service
+    from app.oauth.models import OAuthGrant
+
+    async def work(session: AsyncSession) -> int | None:
+        client = await service.find_client(session, client_id)
+        if client is None:
+            return None
+        client.revoked_at = client.revoked_at or utcnow()
+        grant_ids = (
+            await session.execute(
+                select(OAuthGrant.id).where(
+                    OAuthGrant.client_pk == client.id, OAuthGrant.revoked_at.is_(None)
+                )
+            )
+        ).scalars()
+        count = 0
+        for grant_id in list(grant_ids):
+            count += await service.revoke_grant(session, grant_id, reason="client_revoked")
+        return count
+
+    count = _with_session(_settings(), work)
+    if count is None:
+        typer.secho(f"no client {client_id}", err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo(f"revoked client {client_id} and {count} grant(s)")
+
+
+@grants_cli.command("list")
+def grants_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's grants (email).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked grants.")] = False,
+) -> None:
+    """List grants: which user approved which client for which scopes."""
+    from sqlalchemy import func, select
+
+    from app.auth.models import User
+    from app.oauth.models import OAuthGrant
+
+    async def work(session: AsyncSession) -> list[str]:
+        stmt = select(OAuthGrant).order_by(OAuthGrant.created_at)
+        if user:
+            stmt = stmt.join(User).where(func.lower(User.email) == user.strip().lower())
+        if not all_:
+            stmt = stmt.where(OAuthGrant.revoked_at.is_(None))
+        return [
+            f"{g.id}  {g.user.email:<32} {g.client.client_name or g.client.client_id:<24} "
+            f"{g.scopes:<14} {'revoked' if g.revoked_at else 'active'}"
+            for g in (await session.execute(stmt)).scalars()
+        ]
+
+    rows = _with_session(_settings(), work)
+    for row in rows:
+        typer.echo(row)
+    if not rows:
+        typer.echo("no grants")
+
+
+@grants_cli.command("revoke")
+def grants_revoke(grant_id: Annotated[str, typer.Argument(help="The grant id.")]) -> None:
+    """Revoke a grant: its refresh tokens fail at once, its access tokens within seconds."""
+    import uuid
+
+    from app.oauth import service
+
+    try:
+        parsed = uuid.UUID(grant_id)
+    except ValueError as exc:
+        typer.secho("the grant id must be a UUID (see `gatehouse grants list`)", err=True)
+        raise typer.Exit(2) from exc
+
+    async def work(session: AsyncSession) -> bool:
+        return await service.revoke_grant(session, parsed, reason="admin_revoked")
+
+    if not _with_session(_settings(), work):
+        typer.secho(f"no active grant {grant_id}", err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo(f"revoked grant {grant_id}")
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; the old one stays published until its tokens have expired."""
+    from app.oauth.tokens import rotate_signing_key
+    from app.vault.crypto import Envelope, LocalKeyProvider
+
+    settings = _settings()
+    envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
+
+    async def work(session: AsyncSession) -> tuple[str, list[str]]:
+        new, retired = await rotate_signing_key(session, envelope)
+        return new.kid, retired
+
+    kid, retired = _with_session(settings, work)
+    typer.echo(f"active signing key: {kid}")
+    for old in retired:
+        typer.echo(f"retired (still published until its tokens expire): {old}")
+
+
+@cli.command("purge")
+def purge_command() -> None:
+    """Delete expired codes, tokens, sessions, stale registrations and old keys."""
+    from app.oauth.service import purge
+    from app.oauth.tokens import publish_window
+
+    settings = _settings()
+    window = publish_window(settings.access_token_ttl)
+
+    async def work(session: AsyncSession) -> dict[str, int]:
+        return await purge(session, settings, window)
+
+    counts = _with_session(settings, work)
+    typer.echo(", ".join(f"{name}: {count}" for name, count in counts.items()))
 
 
 def main() -> None:

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     session_max_ttl: int = Field(default=30 * 24 * 3600, ge=60)
     signin_limit_account: str = "10 per 15 minutes"
     signin_limit_ip: str = "50 per 15 minutes"
+    auth_code_ttl: int = Field(default=120, ge=10, le=600)
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=300)
+    registration_limit_ip: str = "30 per hour"
+    registration_unused_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    purge_interval: int = Field(default=3600, ge=0)  # 0 turns the in-app purge off
+    # Test-only: trust an extra CA and allow loopback addresses when fetching client metadata
+    # documents. Both are refused in production.
+    cimd_ca_bundle: str | None = None
+    cimd_allow_loopback: bool = False
 
     @field_validator("allowed_hosts", "allowed_origins", "connectors", mode="before")
     @classmethod
@@ -129,6 +138,17 @@ class Settings(BaseSettings):
         return self.public_url.startswith("https://")
 
     @property
+    def vault_keys_value(self) -> str:
+        if self.vault_keys is None:
+            raise ConfigError("VAULT_KEYS is not set")
+        return self.vault_keys.get_secret_value()
+
+    @property
+    def mcp_resource(self) -> str:
+        """The RFC 8707 resource identifier of our MCP endpoint: the audience of our tokens."""
+        return self.public_url + "/mcp"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -174,6 +194,10 @@ class Settings(BaseSettings):
                 problems.append(
                     f"PUBLIC_URL must be https in production (got {self.public_url}); "
                     "terminate TLS in front of Gatehouse and set PUBLIC_URL=https://your.host"
+                )
+            if self.cimd_allow_loopback or self.cimd_ca_bundle:
+                problems.append(
+                    "CIMD_ALLOW_LOOPBACK and CIMD_CA_BUNDLE are test-only settings: unset them"
                 )
             if (
                 self.gatehouse_role == "mcp"

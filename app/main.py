@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,9 +18,15 @@ from app import __version__
 from app.auth.deps import SignInRequired, sign_in_url
 from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
+from app.cors import PublicCors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.oauth.cimd import CimdFetcher
+from app.oauth.router import router as oauth_router
+from app.oauth.service import purge
+from app.oauth.tokens import SigningKeys
 from app.ratelimit import RateLimits
+from app.vault.crypto import Envelope, LocalKeyProvider
 from app.web import APP_DIR
 
 logger = logging.getLogger("gatehouse")
@@ -26,15 +35,36 @@ logger = logging.getLogger("gatehouse")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
+    envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
         app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.sessionmaker = sessionmaker
         app.state.rate_limits = RateLimits(settings.redis_url)
+        app.state.envelope = envelope
+        app.state.signing_keys = SigningKeys(
+            sessionmaker, envelope, access_token_ttl=settings.access_token_ttl
+        )
+        app.state.cimd_fetcher = CimdFetcher(
+            ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
+        )
+        # Make sure a signing key exists before the first request: creating one inside a request
+        # would need a second write transaction while the request's own is open.
+        await app.state.signing_keys.active()
+        housekeeping = (
+            asyncio.create_task(purge_periodically(app)) if settings.purge_interval else None
+        )
         try:
             yield
         finally:
+            if housekeeping:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+            await app.state.cimd_fetcher.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -71,4 +101,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
     app.include_router(auth_router)
+    app.include_router(oauth_router)
+    app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
     return app
+
+
+PUBLIC_CORS_PATHS = frozenset(
+    {
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/token",
+        "/register",
+        "/revoke",
+        "/introspect",
+        "/jwks.json",
+    }
+)
+
+
+async def purge_periodically(app: FastAPI) -> None:
+    """Delete expired rows now and then; with jitter, so replicas do not all run at once."""
+    settings: Settings = app.state.settings
+    while True:
+        await asyncio.sleep(settings.purge_interval * (0.5 + secrets.randbelow(1000) / 1000))
+        try:
+            async with app.state.sessionmaker() as session, session.begin():
+                counts = await purge(session, settings, app.state.signing_keys.publish_window())
+            logger.info("purged expired rows: %s", counts)
+        except Exception:  # keep the loop alive; the next round retries
+            logger.exception("purge failed")

@@ -3,5 +3,24 @@
 from app.audit import AuditEvent
 from app.auth.models import BrowserSession, User
 from app.db import Base
+from app.oauth.models import (
+    AuthorizationCode,
+    OAuthClient,
+    OAuthConsent,
+    OAuthGrant,
+    RefreshToken,
+    SigningKey,
+)
 
-__all__ = ["AuditEvent", "Base", "BrowserSession", "User"]
+__all__ = [
+    "AuditEvent",
+    "AuthorizationCode",
+    "Base",
+    "BrowserSession",
+    "OAuthClient",
+    "OAuthConsent",
+    "OAuthGrant",
+    "RefreshToken",
+    "SigningKey",
+    "User",
+]

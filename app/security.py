@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import secrets
+import time
+from typing import Any
 
 TOKEN_BYTES = 32  # 256 bits
 
@@ -35,3 +39,27 @@ def csrf_valid(key: bytes, csrf_cookie: str | None, form_token: str | None) -> b
     if not csrf_cookie or not form_token:
         return False
     return constant_time_equals(csrf_token_for(key, csrf_cookie), form_token)
+
+
+def sign_blob(key: bytes, purpose: str, data: dict[str, Any], *, ttl: int) -> str:
+    """A tamper-proof, expiring, purpose-bound value for a hidden form field (not encrypted)."""
+    body = json.dumps({"d": data, "exp": int(time.time()) + ttl}, separators=(",", ":"))
+    encoded = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+    return f"{encoded}.{hash_token(key, encoded, purpose=purpose)}"
+
+
+def unsign_blob(key: bytes, purpose: str, value: str) -> dict[str, Any] | None:
+    """The data of a sign_blob value, or None if it was altered, expired or made for another use."""
+    if not value or len(value) > 16384 or value.count(".") != 1:
+        return None
+    encoded, signature = value.split(".")
+    if not constant_time_equals(hash_token(key, encoded, purpose=purpose), signature):
+        return None
+    try:
+        body = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or int(body.get("exp", 0)) < time.time():
+        return None
+    data = body.get("d")
+    return data if isinstance(data, dict) else None

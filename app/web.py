@@ -19,7 +19,9 @@ APP_DIR = Path(__file__).parent
 # Autoescape every template, whatever its name: a value on a page is always text.
 templates = Jinja2Templates(
     env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader([APP_DIR / "auth" / "templates"]),
+        loader=jinja2.FileSystemLoader(
+            [APP_DIR / "auth" / "templates", APP_DIR / "oauth" / "templates"]
+        ),
         autoescape=True,
     )
 )
@@ -141,7 +143,7 @@ CsrfProtected = Depends(verify_csrf)
 
 def safe_next(value: str | None, default: str = "/account") -> str:
     """Only a same-origin relative path may follow sign-in (no open redirect)."""
-    if not value or len(value) > 2048:
+    if not value or len(value) > 8192:
         return default
     if not value.startswith("/") or value.startswith(("//", "/\\")):
         return default

@@ -1,0 +1,119 @@
+"""Redirect URI policy: exact match, loopback any port (RFC 8252 §7.3), no dangerous schemes."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+MAX_REDIRECT_URI_LENGTH = 2000
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
+# Schemes that run code or read local data in a browser, or are not redirect targets at all.
+FORBIDDEN_SCHEMES = frozenset(
+    {
+        "javascript",
+        "data",
+        "file",
+        "vbscript",
+        "about",
+        "blob",
+        "filesystem",
+        "view-source",
+        "chrome",
+        "chrome-extension",
+        "ftp",
+        "ws",
+        "wss",
+        "mailto",
+        "tel",
+        "sms",
+        "intent",
+    }
+)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
+
+
+def _host(netloc: str) -> str:
+    host = netloc.rsplit("@", 1)[-1]
+    if host.startswith("["):
+        return host[: host.index("]") + 1] if "]" in host else host
+    return host.split(":", 1)[0].lower()
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why this URI may not be registered, or None if it may."""
+    if not isinstance(uri, str) or not uri:
+        return "redirect URIs must be non-empty strings"
+    if len(uri) > MAX_REDIRECT_URI_LENGTH:
+        return f"redirect URIs must be at most {MAX_REDIRECT_URI_LENGTH} characters"
+    if any(ord(ch) < 0x21 or ch in '\x7f<>"\\' for ch in uri):
+        return "redirect URIs must not contain spaces, control characters, quotes or backslashes"
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not scheme or not _SCHEME.match(parts.scheme):
+        return f"{uri!r} is not an absolute URI"
+    if scheme in FORBIDDEN_SCHEMES:
+        return f"the {scheme}: scheme is not allowed for redirect URIs"
+    # RFC 6749 §3.1.2: "The endpoint URI MUST NOT include a fragment component."
+    if parts.fragment or "#" in uri:
+        return "redirect URIs must not contain a fragment"
+    if parts.username or parts.password or "@" in parts.netloc:
+        return "redirect URIs must not contain user information"
+    if scheme == "https":
+        if not parts.hostname:
+            return "https redirect URIs need a host"
+        return None
+    if scheme == "http":
+        # RFC 8252 §8.3 / OAuth 2.1: plain http only for the loopback interface.
+        if _host(parts.netloc) not in LOOPBACK_HOSTS:
+            return "http redirect URIs are only allowed for loopback (127.0.0.1, [::1], localhost)"
+        return None
+    # A private-use scheme (RFC 8252 §7.1), such as cursor:// or vscode://.
+    return None
+
+
+def _is_loopback_http(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and _host(parts.netloc) in LOOPBACK_HOSTS
+
+
+def _without_port(uri: str) -> tuple[str, str, str, str]:
+    parts = urlsplit(uri)
+    return (parts.scheme, _host(parts.netloc), parts.path, parts.query)
+
+
+def redirect_uri_matches(registered: str, presented: str) -> bool:
+    """Exact string comparison, except that a loopback redirect may use any port.
+
+    RFC 8252 §7.3: "The authorization server MUST allow any port to be specified at the time of
+    the request for loopback IP redirect URIs, to accommodate clients that obtain an available
+    ephemeral port from the operating system at the time of the request."
+    """
+    if registered == presented:
+        return True
+    if _is_loopback_http(registered) and _is_loopback_http(presented):
+        port = urlsplit(presented).port if _port_ok(presented) else None
+        return port is not None and _without_port(registered) == _without_port(presented)
+    return False
+
+
+def _port_ok(uri: str) -> bool:
+    try:
+        urlsplit(uri).port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return True
+
+
+def find_registered(registered: list[str], presented: str) -> str | None:
+    for candidate in registered:
+        if redirect_uri_matches(candidate, presented):
+            return candidate
+    return None
+
+
+def csp_source(uri: str) -> str:
+    """The CSP form-action source that lets a consent form's redirect reach this URI."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}:"

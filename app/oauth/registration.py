@@ -1,0 +1,165 @@
+"""RFC 7591 dynamic client registration: validate the metadata, store the client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri, InvalidScope
+from app.oauth.models import OAuthClient
+from app.oauth.redirect_uris import redirect_uri_problem
+from app.oauth.scopes import parse_scope
+from app.security import hash_token, new_token
+
+CLIENT_ID_PREFIX = "gh_c_"
+CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+GRANT_TYPES = ("authorization_code", "refresh_token")
+MAX_REDIRECT_URIS = 10
+MAX_STRING = 200
+MAX_URL = 2000
+URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
+STRING_FIELDS = ("software_id", "software_version")
+
+
+@dataclass(frozen=True)
+class Registered:
+    client: OAuthClient
+    client_secret: str | None  # returned once, then only its hash exists
+
+
+def _string_list(metadata: dict[str, Any], name: str, default: list[str]) -> list[str]:
+    value = metadata.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidClientMetadata(f"{name} must be an array of strings")
+    return list(dict.fromkeys(value))
+
+
+def validate_metadata(metadata: object) -> dict[str, Any]:
+    """The client's metadata, checked and normalised; raises with a description of what to fix."""
+    if not isinstance(metadata, dict):
+        raise InvalidClientMetadata("the registration request must be a JSON object")
+
+    redirect_uris = _string_list(metadata, "redirect_uris", [])
+    if not redirect_uris:
+        raise InvalidRedirectUri("redirect_uris is required and must not be empty")
+    if len(redirect_uris) > MAX_REDIRECT_URIS:
+        raise InvalidRedirectUri(f"at most {MAX_REDIRECT_URIS} redirect_uris may be registered")
+    for uri in redirect_uris:
+        problem = redirect_uri_problem(uri)
+        if problem:
+            raise InvalidRedirectUri(problem)
+
+    method = metadata.get("token_endpoint_auth_method") or "client_secret_basic"
+    if method not in AUTH_METHODS:
+        raise InvalidClientMetadata(
+            f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
+        )
+    grant_types = _string_list(metadata, "grant_types", ["authorization_code"])
+    unsupported = [g for g in grant_types if g not in GRANT_TYPES]
+    if unsupported or "authorization_code" not in grant_types:
+        raise InvalidClientMetadata(
+            "grant_types must include authorization_code and may include refresh_token only"
+        )
+    response_types = _string_list(metadata, "response_types", ["code"])
+    if response_types != ["code"]:
+        raise InvalidClientMetadata('response_types must be ["code"]')
+
+    scope = metadata.get("scope")
+    if scope is not None:
+        if not isinstance(scope, str):
+            raise InvalidClientMetadata("scope must be a space-separated string")
+        try:
+            scope = " ".join(parse_scope(scope))
+        except InvalidScope as exc:
+            raise InvalidClientMetadata(exc.description) from exc
+
+    name = metadata.get("client_name", "")
+    if not isinstance(name, str) or len(name) > MAX_STRING:
+        raise InvalidClientMetadata(f"client_name must be a string of at most {MAX_STRING} chars")
+    clean: dict[str, Any] = {
+        "redirect_uris": redirect_uris,
+        "token_endpoint_auth_method": method,
+        "grant_types": grant_types,
+        "response_types": response_types,
+        "client_name": name.strip(),
+    }
+    if scope:
+        clean["scope"] = scope
+    for field in URL_FIELDS:
+        value = metadata.get(field)
+        if value in (None, ""):
+            continue
+        parts = urlsplit(value) if isinstance(value, str) else None
+        if parts is None or parts.scheme != "https" or not parts.netloc or len(value) > MAX_URL:
+            raise InvalidClientMetadata(f"{field} must be an https URL")
+        clean[field] = value
+    for field in STRING_FIELDS:
+        value = metadata.get(field)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or len(value) > MAX_STRING:
+            raise InvalidClientMetadata(f"{field} must be a string of at most {MAX_STRING} chars")
+        clean[field] = value
+    contacts = metadata.get("contacts")
+    if contacts not in (None, []):
+        clean["contacts"] = _string_list(metadata, "contacts", [])[:5]
+    application_type = metadata.get("application_type")
+    if application_type in ("web", "native"):
+        clean["application_type"] = application_type
+    return clean
+
+
+async def register_client(
+    session: AsyncSession, *, secret_key: bytes, metadata: object, ip: str | None
+) -> Registered:
+    clean = validate_metadata(metadata)
+    secret = None
+    secret_hash = None
+    if clean["token_endpoint_auth_method"] != "none":  # noqa: S105
+        secret = new_token(CLIENT_SECRET_PREFIX)
+        secret_hash = hash_token(secret_key, secret, purpose="client-secret")
+    client = OAuthClient(
+        client_id=new_token(CLIENT_ID_PREFIX)[:40],
+        kind="registered",
+        client_name=clean["client_name"],
+        redirect_uris=clean["redirect_uris"],
+        token_endpoint_auth_method=clean["token_endpoint_auth_method"],
+        client_secret_hash=secret_hash,
+        grant_types=clean["grant_types"],
+        response_types=clean["response_types"],
+        scope=clean.get("scope"),
+        client_metadata=clean,
+        registration_ip=ip,
+    )
+    session.add(client)
+    await session.flush()
+    audit.record(
+        session,
+        "client.registered",
+        ip=ip,
+        client_id=client.client_id,
+        client_name=client.client_name,
+        auth_method=client.token_endpoint_auth_method,
+    )
+    return Registered(client=client, client_secret=secret)
+
+
+def registration_response(registered: Registered) -> dict[str, Any]:
+    """RFC 7591 §3.2.1: the client information response."""
+    client = registered.client
+    body: dict[str, Any] = {
+        **client.client_metadata,
+        "client_id": client.client_id,
+        "client_id_issued_at": int(client.created_at.timestamp()),
+    }
+    if registered.client_secret:
+        body["client_secret"] = registered.client_secret
+        body["client_secret_expires_at"] = 0
+    return body

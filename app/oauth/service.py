@@ -1,0 +1,771 @@
+"""The authorization server's work: clients, authorization, codes, tokens, refresh, revocation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.auth.models import BrowserSession
+from app.config import Settings
+from app.db import utcnow
+from app.oauth.cimd import CimdError, CimdFetcher, ClientMetadataDocument, is_cimd_client_id
+from app.oauth.errors import (
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+)
+from app.oauth.models import (
+    AuthorizationCode,
+    OAuthClient,
+    OAuthConsent,
+    OAuthGrant,
+    RefreshToken,
+    SigningKey,
+)
+from app.oauth.pkce import verifier_matches
+from app.oauth.redirect_uris import redirect_uri_problem
+from app.oauth.scopes import format_scopes, parse_scope
+from app.oauth.tokens import InvalidAccessToken, SigningKeys
+from app.security import constant_time_equals, hash_token, new_token
+
+CODE_PREFIX = "gh_ac_"
+REFRESH_PREFIX = "gh_rt_"
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+class ClientProblem(Exception):
+    """The client_id or redirect_uri cannot be trusted: show a page, never redirect."""
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    scope: str
+
+    def as_json(self) -> dict[str, Any]:
+        # RFC 6749 §5.1
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+            "scope": self.scope,
+        }
+
+
+# -- clients ------------------------------------------------------------------------------------
+
+
+async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
+    stmt = select(OAuthClient).where(OAuthClient.client_id == client_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _upsert_cimd_client(
+    session: AsyncSession, document: ClientMetadataDocument
+) -> OAuthClient:
+    # The same redirect URI policy as registration: a document cannot smuggle in a scheme or a
+    # non-loopback http URI that /register would refuse.
+    for uri in document.redirect_uris:
+        problem = redirect_uri_problem(uri)
+        if problem:
+            raise ClientProblem(f"The client's metadata document is not acceptable: {problem}.")
+    client = await find_client(session, document.client_id)
+    metadata = {
+        "client_name": document.client_name,
+        "redirect_uris": list(document.redirect_uris),
+        "client_uri": document.client_uri,
+        "logo_uri": document.logo_uri,
+    }
+    if client is None:
+        client = OAuthClient(
+            client_id=document.client_id,
+            kind="cimd",
+            token_endpoint_auth_method="none",  # noqa: S106 - an auth method, not a password
+        )
+        session.add(client)
+    client.client_name = document.client_name[:200]
+    client.redirect_uris = list(document.redirect_uris)
+    client.grant_types = list(document.grant_types)
+    client.response_types = list(document.response_types)
+    client.scope = document.scope
+    client.client_metadata = metadata
+    await session.flush()
+    return client
+
+
+async def resolve_client(
+    session: AsyncSession, fetcher: CimdFetcher, client_id: str | None
+) -> OAuthClient:
+    """The client named by client_id: registered, or fetched from its metadata document URL."""
+    if not client_id:
+        raise ClientProblem("The request has no client_id.")
+    if len(client_id) > 2048:
+        raise ClientProblem("The client_id is too long.")
+    if is_cimd_client_id(client_id):
+        try:
+            document = await fetcher.fetch(client_id)
+        except CimdError as exc:
+            raise ClientProblem(f"The client's metadata document could not be used: {exc}") from exc
+        client = await _upsert_cimd_client(session, document)
+    else:
+        found = await find_client(session, client_id)
+        if found is None:
+            raise ClientProblem(
+                "This client is not registered here (or its registration expired). "
+                "Ask the app to connect again."
+            )
+        client = found
+    if client.revoked_at is not None:
+        raise ClientProblem("This client has been blocked by an administrator.")
+    return client
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization[:6].lower() == "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidClient("the Basic credentials are malformed") from exc
+    if ":" not in decoded:
+        raise InvalidClient("the Basic credentials are malformed")
+    client_id, secret = decoded.split(":", 1)
+    # RFC 6749 §2.3.1: the client identifier and password are form-urlencoded before encoding.
+    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+def secret_hash(settings: Settings, secret: str) -> str:
+    return hash_token(settings.secret_key_bytes, secret, purpose="client-secret")
+
+
+async def authenticate_client(
+    session: AsyncSession,
+    settings: Settings,
+    fetcher: CimdFetcher,
+    *,
+    authorization: str | None,
+    form_client_id: str | None,
+    form_client_secret: str | None,
+) -> OAuthClient:
+    """RFC 6749 §2.3: authenticate the client by the method it registered."""
+    basic = _basic_credentials(authorization)
+    if basic and (form_client_secret or (form_client_id and form_client_id != basic[0])):
+        # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+        # request."
+        raise InvalidRequest("use exactly one client authentication method")
+    client_id: str | None
+    secret: str | None
+    if basic:
+        method, (client_id, secret) = "client_secret_basic", basic
+    elif form_client_secret:
+        method, client_id, secret = "client_secret_post", form_client_id, form_client_secret
+    else:
+        method, client_id, secret = "none", form_client_id, None
+    if not client_id:
+        raise InvalidClient("client authentication is required (send client_id)")
+    try:
+        client = await resolve_client(session, fetcher, client_id)
+    except ClientProblem as exc:
+        raise InvalidClient(str(exc)) from exc
+    if client.token_endpoint_auth_method != method:
+        raise InvalidClient(
+            f"this client must authenticate with {client.token_endpoint_auth_method}"
+        )
+    if method != "none":
+        expected = client.client_secret_hash or ""
+        if secret is None or not constant_time_equals(secret_hash(settings, secret), expected):
+            raise InvalidClient("client authentication failed")
+    return client
+
+
+# -- authorization --------------------------------------------------------------------------------
+
+
+def check_resource(settings: Settings, resources: list[str]) -> str:
+    """RFC 8707 §2: the resource must be our MCP endpoint; absent means it."""
+    if not resources:
+        return settings.mcp_resource
+    if len(resources) > 1:
+        raise InvalidTarget("only one resource may be requested")
+    resource = resources[0]
+    if resource.rstrip("/") != settings.mcp_resource:
+        raise InvalidTarget(f"unknown resource; this server's resource is {settings.mcp_resource}")
+    return settings.mcp_resource
+
+
+def check_client_scope(client: OAuthClient, scopes: list[str]) -> None:
+    if client.scope:
+        allowed = set(client.scope.split())
+        extra = [s for s in scopes if s not in allowed]
+        if extra:
+            raise InvalidScope(f"this client was registered without the scope {' '.join(extra)}")
+
+
+async def consent_covers(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    client: OAuthClient,
+    redirect_uri: str,
+    scopes: list[str],
+) -> bool:
+    stmt = select(OAuthConsent).where(
+        OAuthConsent.user_id == user_id,
+        OAuthConsent.client_pk == client.id,
+        OAuthConsent.redirect_uri == redirect_uri,
+    )
+    consent = (await session.execute(stmt)).scalar_one_or_none()
+    return consent is not None and set(scopes) <= set(consent.scopes.split())
+
+
+async def _remember_consent(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    client: OAuthClient,
+    redirect_uri: str,
+    scopes: list[str],
+) -> None:
+    stmt = select(OAuthConsent).where(
+        OAuthConsent.user_id == user_id,
+        OAuthConsent.client_pk == client.id,
+        OAuthConsent.redirect_uri == redirect_uri,
+    )
+    consent = (await session.execute(stmt)).scalar_one_or_none()
+    if consent is None:
+        session.add(
+            OAuthConsent(
+                user_id=user_id,
+                client_pk=client.id,
+                redirect_uri=redirect_uri,
+                scopes=format_scopes(scopes),
+            )
+        )
+    else:
+        consent.scopes = format_scopes(scopes)
+
+
+async def approve(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    browser: BrowserSession,
+    client: OAuthClient,
+    redirect_uri: str,
+    scopes: list[str],
+    resource: str,
+    code_challenge: str,
+    remember: bool,
+    ip: str | None,
+) -> str:
+    """Create the grant and its authorization code; returns the code (its only plaintext)."""
+    grant = OAuthGrant(
+        user_id=browser.user_id,
+        client_pk=client.id,
+        scopes=format_scopes(scopes),
+        resource=resource,
+        redirect_uri=redirect_uri,
+    )
+    session.add(grant)
+    await session.flush()
+    code = new_token(CODE_PREFIX)
+    session.add(
+        AuthorizationCode(
+            code_hash=hash_token(settings.secret_key_bytes, code, purpose="code"),
+            grant_id=grant.id,
+            client_pk=client.id,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+            scopes=grant.scopes,
+            resource=resource,
+            expires_at=utcnow() + timedelta(seconds=settings.auth_code_ttl),
+        )
+    )
+    if remember:
+        await _remember_consent(
+            session,
+            user_id=browser.user_id,
+            client=client,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+        )
+    audit.record(
+        session,
+        "grant.approved",
+        user_id=browser.user_id,
+        ip=ip,
+        client_id=client.client_id[:200],
+        scopes=grant.scopes,
+        grant_id=str(grant.id),
+    )
+    return code
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+async def revoke_grant(
+    session: AsyncSession,
+    grant_id: uuid.UUID,
+    *,
+    reason: str,
+    ip: str | None = None,
+    user_id: uuid.UUID | None = None,
+) -> bool:
+    result = await session.execute(
+        update(OAuthGrant)
+        .where(OAuthGrant.id == grant_id, OAuthGrant.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed:
+        audit.record(
+            session, "grant.revoked", user_id=user_id, ip=ip, grant_id=str(grant_id), reason=reason
+        )
+    return changed
+
+
+def _successor_token(settings: Settings, presented: str) -> str:
+    """The refresh token that replaces `presented`: derived, so a retry can be answered with it.
+
+    Deriving it from the presented token under the server key means the successor never needs
+    to be stored in plaintext, yet every retry inside the grace window gets the same value.
+    """
+    digest = hmac.new(
+        settings.secret_key_bytes, f"refresh-successor\x00{presented}".encode(), hashlib.sha256
+    ).digest()
+    return REFRESH_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+async def _issue(
+    session: AsyncSession,
+    settings: Settings,
+    keys: SigningKeys,
+    *,
+    grant: OAuthGrant,
+    client: OAuthClient,
+    scopes: list[str],
+    refresh_token: str,
+) -> TokenResponse:
+    now = utcnow()
+    session.add(
+        RefreshToken(
+            token_hash=hash_token(settings.secret_key_bytes, refresh_token, purpose="refresh"),
+            grant_id=grant.id,
+            client_pk=client.id,
+            scopes=format_scopes(scopes),
+            expires_at=now + timedelta(seconds=settings.refresh_token_ttl),
+        )
+    )
+    access_token, ttl = await keys.issue(
+        issuer=settings.issuer,
+        audience=grant.resource,
+        subject=str(grant.user_id),
+        client_id=client.client_id,
+        scopes=scopes,
+        grant_id=grant.id,
+    )
+    _touch(grant, now)
+    _touch(client, now)
+    return TokenResponse(access_token, ttl, refresh_token, format_scopes(scopes))
+
+
+def _touch(row: OAuthGrant | OAuthClient, now: datetime) -> None:
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+
+
+async def exchange_code(
+    session: AsyncSession,
+    settings: Settings,
+    keys: SigningKeys,
+    *,
+    client: OAuthClient,
+    code: str | None,
+    redirect_uri: str | None,
+    verifier: str | None,
+    resources: list[str],
+    ip: str | None,
+) -> TokenResponse:
+    if not code:
+        raise InvalidRequest("code is required")
+    if not verifier:
+        # OAuth 2.1 §4.1.3: the code_verifier is required when a challenge was sent (always).
+        raise InvalidRequest("code_verifier is required")
+    if "authorization_code" not in client.grant_types:
+        raise InvalidRequest("this client may not use the authorization_code grant")
+    code_hash = hash_token(settings.secret_key_bytes, code, purpose="code")
+    row = (
+        await session.execute(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise InvalidGrant("the authorization code is not valid")
+    if row.client_pk != client.id:
+        raise InvalidGrant("the authorization code was issued to another client")
+
+    # Claim the code atomically: of two concurrent exchanges exactly one updates the row.
+    now = utcnow()
+    claimed = await session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        # OAuth 2.1 §4.1.3: "If an authorization code is used more than once, the authorization
+        # server MUST deny the request and SHOULD revoke (when possible) all access tokens and
+        # refresh tokens previously issued based on that authorization code."
+        await revoke_grant(session, row.grant_id, reason="code_reuse", ip=ip)
+        await session.commit()
+        raise InvalidGrant("the authorization code was already used; its grant is revoked")
+    if row.expires_at <= now:
+        raise InvalidGrant("the authorization code has expired")
+    # OAuth 2.1 §4.1.3: redirect_uri must match the one in the authorization request.
+    if redirect_uri is not None and redirect_uri != row.redirect_uri:
+        raise InvalidGrant("redirect_uri does not match the authorization request")
+    if not verifier_matches(verifier, row.code_challenge):
+        raise InvalidGrant("PKCE verification failed")
+    if resources:
+        if check_resource(settings, resources) != row.resource:
+            raise InvalidTarget("the resource does not match the authorization request")
+    grant = (
+        await session.execute(select(OAuthGrant).where(OAuthGrant.id == row.grant_id))
+    ).scalar_one()
+    if grant.revoked_at is not None:
+        raise InvalidGrant("the grant has been revoked")
+    if grant.user.disabled_at is not None:
+        raise InvalidGrant("the user's account is disabled")
+    response = await _issue(
+        session,
+        settings,
+        keys,
+        grant=grant,
+        client=client,
+        scopes=grant.scope_list,
+        refresh_token=new_token(REFRESH_PREFIX),
+    )
+    audit.record(
+        session,
+        "token.issued",
+        user_id=grant.user_id,
+        ip=ip,
+        client_id=client.client_id[:200],
+        grant_id=str(grant.id),
+    )
+    return response
+
+
+async def refresh(
+    session: AsyncSession,
+    settings: Settings,
+    keys: SigningKeys,
+    *,
+    client: OAuthClient,
+    refresh_token: str | None,
+    scope: str | None,
+    resources: list[str],
+    ip: str | None,
+) -> TokenResponse:
+    if not refresh_token:
+        raise InvalidRequest("refresh_token is required")
+    if "refresh_token" not in client.grant_types:
+        raise InvalidRequest("this client may not use the refresh_token grant")
+    token_hash = hash_token(settings.secret_key_bytes, refresh_token, purpose="refresh")
+    row = (
+        await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+    ).scalar_one_or_none()
+    if row is None or row.client_pk != client.id:
+        raise InvalidGrant("the refresh token is not valid")
+    grant = row.grant
+    if resources and check_resource(settings, resources) != grant.resource:
+        raise InvalidTarget("the resource does not match the grant")
+    if grant.revoked_at is not None:
+        raise InvalidGrant("the grant has been revoked")
+    if grant.user.disabled_at is not None:
+        raise InvalidGrant("the user's account is disabled")
+    now = utcnow()
+    if row.expires_at <= now:
+        raise InvalidGrant("the refresh token has expired")
+
+    current = row.scopes.split()
+    if scope:
+        requested = parse_scope(scope)
+        # RFC 6749 §6: the requested scope "MUST NOT include any scope not originally granted".
+        if not set(requested) <= set(current):
+            raise InvalidScope("the requested scope exceeds what was granted")
+        scopes = requested
+    else:
+        scopes = current
+
+    successor = _successor_token(settings, refresh_token)
+    rotated = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
+        .values(rotated_at=now)
+    )
+    if rotated.rowcount:  # type: ignore[attr-defined]
+        response = await _issue(
+            session,
+            settings,
+            keys,
+            grant=grant,
+            client=client,
+            scopes=scopes,
+            refresh_token=successor,
+        )
+        audit.record(
+            session,
+            "token.refreshed",
+            user_id=grant.user_id,
+            ip=ip,
+            client_id=client.client_id[:200],
+            grant_id=str(grant.id),
+        )
+        return response
+
+    # Already rotated: a retry inside the grace window gets the same successor; later, reuse.
+    await session.refresh(row, ["rotated_at"])
+    rotated_at = row.rotated_at or now
+    if now - rotated_at <= timedelta(seconds=settings.refresh_reuse_grace):
+        successor_row = (
+            await session.execute(
+                select(RefreshToken).where(
+                    RefreshToken.token_hash
+                    == hash_token(settings.secret_key_bytes, successor, purpose="refresh")
+                )
+            )
+        ).scalar_one_or_none()
+        if successor_row is not None:
+            access_token, ttl = await keys.issue(
+                issuer=settings.issuer,
+                audience=grant.resource,
+                subject=str(grant.user_id),
+                client_id=client.client_id,
+                scopes=successor_row.scopes.split(),
+                grant_id=grant.id,
+            )
+            audit.record(
+                session,
+                "token.refresh_replayed",
+                user_id=grant.user_id,
+                ip=ip,
+                client_id=client.client_id[:200],
+                grant_id=str(grant.id),
+            )
+            return TokenResponse(access_token, ttl, successor, successor_row.scopes)
+    await revoke_grant(session, grant.id, reason="refresh_reuse", ip=ip, user_id=grant.user_id)
+    audit.record(
+        session,
+        "token.reuse_detected",
+        user_id=grant.user_id,
+        ip=ip,
+        client_id=client.client_id[:200],
+        grant_id=str(grant.id),
+    )
+    await session.commit()
+    raise InvalidGrant("the refresh token was already used; its grant is revoked")
+
+
+async def grant_for_token(
+    session: AsyncSession, settings: Settings, keys: SigningKeys, token: str, hint: str | None
+) -> tuple[OAuthGrant | None, str]:
+    """The grant a refresh or access token belongs to, and which kind it was."""
+
+    async def by_refresh() -> OAuthGrant | None:
+        token_hash = hash_token(settings.secret_key_bytes, token, purpose="refresh")
+        row = (
+            await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+        ).scalar_one_or_none()
+        return row.grant if row else None
+
+    async def by_access() -> OAuthGrant | None:
+        try:
+            claims = await keys.verify(
+                token, issuer=settings.issuer, audience=settings.mcp_resource
+            )
+        except InvalidAccessToken:
+            return None
+        return await session.get(OAuthGrant, uuid.UUID(claims.grant_id))
+
+    order = [("access_token", by_access), ("refresh_token", by_refresh)]
+    if hint != "access_token" and not token.count(".") == 2:
+        order.reverse()
+    for kind, finder in order:
+        grant = await finder()
+        if grant is not None:
+            return grant, kind
+    return None, ""
+
+
+async def introspect(
+    session: AsyncSession, settings: Settings, keys: SigningKeys, token: str, hint: str | None
+) -> dict[str, Any]:
+    """RFC 7662 §2.2: whether the token is active now, and its claims if it is."""
+    inactive: dict[str, Any] = {"active": False}
+    if token.count(".") == 2:
+        try:
+            claims = await keys.verify(
+                token, issuer=settings.issuer, audience=settings.mcp_resource
+            )
+        except InvalidAccessToken:
+            return inactive
+        grant = await session.get(OAuthGrant, uuid.UUID(claims.grant_id))
+        if grant is None or grant.revoked_at is not None or grant.user.disabled_at is not None:
+            return inactive
+        return {
+            "active": True,
+            "token_type": "Bearer",
+            "scope": " ".join(claims.scopes),
+            "client_id": claims.client_id,
+            "sub": claims.subject,
+            "aud": claims.audience,
+            "iss": settings.issuer,
+            "exp": claims.expires_at,
+            "iat": claims.issued_at,
+            "jti": claims.token_id,
+            "gid": claims.grant_id,
+        }
+    token_hash = hash_token(settings.secret_key_bytes, token, purpose="refresh")
+    row = (
+        await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+    ).scalar_one_or_none()
+    if (
+        row is None
+        or row.rotated_at is not None
+        or row.expires_at <= utcnow()
+        or row.grant.revoked_at is not None
+        or row.grant.user.disabled_at is not None
+    ):
+        return inactive
+    return {
+        "active": True,
+        "token_type": "refresh_token",
+        "scope": row.scopes,
+        "client_id": row.grant.client.client_id,
+        "sub": str(row.grant.user_id),
+        "exp": int(row.expires_at.timestamp()),
+        "iat": int(row.created_at.timestamp()),
+        "gid": str(row.grant_id),
+    }
+
+
+# -- the user's connected apps -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectedApp:
+    client_pk: uuid.UUID
+    name: str
+    domain: str | None
+    scopes: list[str]
+    approved: datetime
+    last_used: datetime | None
+
+
+async def connected_apps(session: AsyncSession, *, user_id: uuid.UUID) -> list[ConnectedApp]:
+    stmt = (
+        select(OAuthGrant)
+        .where(OAuthGrant.user_id == user_id, OAuthGrant.revoked_at.is_(None))
+        .order_by(OAuthGrant.created_at)
+    )
+    by_client: dict[uuid.UUID, ConnectedApp] = {}
+    for grant in (await session.execute(stmt)).scalars():
+        client = grant.client
+        seen = by_client.get(client.id)
+        scopes = sorted(set(grant.scope_list) | set(seen.scopes if seen else []))
+        last_used = max(
+            (t for t in (grant.last_used_at, seen.last_used if seen else None) if t), default=None
+        )
+        by_client[client.id] = ConnectedApp(
+            client_pk=client.id,
+            name=client.client_name or client.client_id,
+            domain=urlsplit(client.client_id).hostname if client.kind == "cimd" else None,
+            scopes=scopes,
+            approved=seen.approved if seen else grant.created_at,
+            last_used=last_used,
+        )
+    return sorted(by_client.values(), key=lambda app: app.approved, reverse=True)
+
+
+async def revoke_app(
+    session: AsyncSession, *, user_id: uuid.UUID, client_pk: uuid.UUID, ip: str | None
+) -> int:
+    """Revoke every grant the user gave this client, and forget the remembered consent."""
+    grants = (
+        await session.execute(
+            select(OAuthGrant.id).where(
+                OAuthGrant.user_id == user_id,
+                OAuthGrant.client_pk == client_pk,
+                OAuthGrant.revoked_at.is_(None),
+            )
+        )
+    ).scalars()
+    count = 0
+    for grant_id in list(grants):
+        count += await revoke_grant(
+            session, grant_id, reason="user_revoked", ip=ip, user_id=user_id
+        )
+    await session.execute(
+        delete(OAuthConsent).where(
+            OAuthConsent.user_id == user_id, OAuthConsent.client_pk == client_pk
+        )
+    )
+    return count
+
+
+# -- housekeeping -----------------------------------------------------------------------------
+
+
+async def purge(session: AsyncSession, settings: Settings, key_window: timedelta) -> dict[str, int]:
+    """Delete what can never be used again. Idempotent, so any number of replicas may run it."""
+    now = utcnow()
+    day = timedelta(days=1)
+    counts: dict[str, int] = {}
+
+    async def run(name: str, stmt: Any) -> None:
+        result = await session.execute(stmt)
+        counts[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    await run("codes", delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - day))
+    await run("refresh_tokens", delete(RefreshToken).where(RefreshToken.expires_at < now - day))
+    await run("grants", delete(OAuthGrant).where(OAuthGrant.revoked_at < now - timedelta(days=30)))
+    await run(
+        "sessions",
+        delete(BrowserSession).where(
+            (BrowserSession.expires_at < now - day)
+            | (BrowserSession.idle_expires_at < now - day)
+            | (BrowserSession.revoked_at < now - day)
+        ),
+    )
+    has_grant = select(OAuthGrant.id).where(OAuthGrant.client_pk == OAuthClient.id).exists()
+    await run(
+        "stale_clients",
+        delete(OAuthClient).where(
+            OAuthClient.kind == "registered",
+            OAuthClient.last_used_at.is_(None),
+            OAuthClient.created_at < now - timedelta(seconds=settings.registration_unused_ttl),
+            ~has_grant,
+        ),
+    )
+    await run(
+        "signing_keys",
+        delete(SigningKey).where(SigningKey.retired_at < now - key_window - day),
+    )
+    return counts
