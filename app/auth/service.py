@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth.models import BrowserSession, User
-from app.auth.passwords import hash_password, password_problem, verify_password
+from app.auth.passwords import (
+    MAX_PASSWORD_LENGTH,
+    hash_password,
+    password_problem,
+    verify_password,
+)
 from app.config import Settings
 from app.db import utcnow
 from app.security import hash_token, new_token
@@ -76,9 +81,11 @@ async def create_user(
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User | None:
     """The user if the email and password match an active account. Costs the same either way."""
     user = await find_user_by_email(session, email)
-    if len(password) > 1024:
-        password = password[:1024]  # bounded work; such a password never matches anyway
-    ok, new_hash = await verify_password(password, user.password_hash if user else None)
+    # No stored password is longer than the maximum, so a longer one never matches; it is still
+    # checked (truncated, against the dummy hash) so that it costs what any other miss costs.
+    too_long = len(password) > MAX_PASSWORD_LENGTH
+    stored = user.password_hash if user and not too_long else None
+    ok, new_hash = await verify_password(password[:MAX_PASSWORD_LENGTH], stored)
     if not ok or user is None:
         return None
     if new_hash is not None:
@@ -186,7 +193,9 @@ async def change_password(
     keep_session: uuid.UUID | None,
     ip: str | None,
 ) -> None:
-    ok, _ = await verify_password(current_password[:1024], user.password_hash)
+    too_long = len(current_password) > MAX_PASSWORD_LENGTH
+    stored = None if too_long else user.password_hash
+    ok, _ = await verify_password(current_password[:MAX_PASSWORD_LENGTH], stored)
     if not ok:
         raise AccountError("The current password is not right.")
     problem = password_problem(new_password)
