@@ -11,11 +11,6 @@ from app.db import Base, Timestamps, UUIDPrimaryKey, utcnow
 
 class User(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "users"
-    __table_args__ = (
-        # Unique case-insensitively on both databases: an index on lower(email).
-        Index("uq_users_email_lower", func.lower("email"), unique=True),
-    )
-
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -27,6 +22,11 @@ class User(UUIDPrimaryKey, Timestamps, Base):
 
     def __repr__(self) -> str:
         return f"User(id={self.id}, email={self.email!r})"
+
+
+# Unique case-insensitively on both databases: an index on lower(email). It names the column
+# itself: func.lower("email") would index the constant string 'email' and allow one user only.
+Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
 
 class BrowserSession(UUIDPrimaryKey, Base):
