@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,33 @@ async def browser() -> AsyncIterator[Any]:
         )
         yield chromium
         await chromium.close()
+
+
+# -- more databases and apps, for tests that need their own ----------------------------------------
+
+
+@pytest.fixture
+async def empty_database(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a brand-new database with no tables, on the same kind of server as `backend`."""
+    if not backend.is_postgres:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"gatehouse_empty_{uuid.uuid4().hex[:10]}"
+    await _admin_execute(f'CREATE DATABASE "{name}"')
+    yield str(make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name))
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """A dedicated app with its own engine and rate limits, lifespan entered."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def client_for(application: FastAPI, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
+    """A client of `application` whose requests come from client_ip."""
+    settings: Settings = application.state.settings
+    transport = httpx.ASGITransport(app=application, client=(client_ip, 50000))
+    return httpx.AsyncClient(transport=transport, base_url=settings.public_url)
