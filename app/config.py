@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("secret_key", "vault_keys", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `SECRET_KEY=` (or a compose file's unset `${SECRET_KEY}`) means "not set", never the
+        # empty key: development generates one, production refuses to start.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("public_url", "auth_issuer_url", "github_api_url")
     @classmethod
     def _no_trailing_slash(cls, value: str, info: ValidationInfo) -> str:
