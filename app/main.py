@@ -1,4 +1,4 @@
-"""The application factory."""
+"""The application factory: one FastAPI app, in the role `all`, `auth` or `mcp`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -21,90 +22,11 @@ from app.config import Settings, load_settings
 from app.cors import PublicCors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
-from app.oauth.cimd import CimdFetcher
-from app.oauth.router import router as oauth_router
-from app.oauth.service import purge
-from app.oauth.tokens import SigningKeys
 from app.ratelimit import RateLimits
 from app.vault.crypto import Envelope, LocalKeyProvider
 from app.web import APP_DIR
 
 logger = logging.getLogger("gatehouse")
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or load_settings()
-
-    envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        sessionmaker = create_sessionmaker(engine)
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
-        app.state.rate_limits = RateLimits(settings.redis_url)
-        app.state.envelope = envelope
-        app.state.signing_keys = SigningKeys(
-            sessionmaker, envelope, access_token_ttl=settings.access_token_ttl
-        )
-        app.state.cimd_fetcher = CimdFetcher(
-            ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
-        )
-        # Make sure a signing key exists before the first request: creating one inside a request
-        # would need a second write transaction while the request's own is open.
-        await app.state.signing_keys.active()
-        housekeeping = (
-            asyncio.create_task(purge_periodically(app)) if settings.purge_interval else None
-        )
-        try:
-            yield
-        finally:
-            if housekeeping:
-                housekeeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await housekeeping
-            await app.state.cimd_fetcher.aclose()
-            await engine.dispose()
-
-    app = FastAPI(
-        title="Gatehouse",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    app.state.settings = settings
-    install_error_handlers(app)
-
-    async def sign_in_required(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, SignInRequired):  # pragma: no cover
-            raise exc
-        return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
-
-    app.add_exception_handler(SignInRequired, sign_in_required)
-
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["ops"])
-    async def ready(request: Request) -> Response:
-        try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure means "not ready"; say which kind, no details
-            logger.warning("readiness check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
-
-    app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
-    app.include_router(auth_router)
-    app.include_router(oauth_router)
-    app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
-    return app
-
 
 PUBLIC_CORS_PATHS = frozenset(
     {
@@ -121,8 +43,109 @@ PUBLIC_CORS_PATHS = frozenset(
 )
 
 
-async def purge_periodically(app: FastAPI) -> None:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    serves_auth = settings.gatehouse_role in ("all", "auth")
+    serves_mcp = settings.gatehouse_role in ("all", "mcp")
+    envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.rate_limits = RateLimits(settings.redis_url)
+        app.state.envelope = envelope
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            if serves_auth:
+                await _start_authorization_server(app, settings, stack)
+            if serves_mcp:
+                await _start_resource_server(app, settings, stack)
+            yield
+
+    app = FastAPI(
+        title="Gatehouse",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    async def ready(request: Request) -> Response:
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"; say which kind, no details
+            logger.warning("readiness check failed: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
+    if serves_auth:
+        _install_authorization_server(app)
+    if serves_mcp:
+        _install_resource_server(app, settings)
+    app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
+    return app
+
+
+# -- the authorization server (roles all, auth) ---------------------------------------------------
+
+
+def _install_authorization_server(app: FastAPI) -> None:
+    from app.oauth.router import router as oauth_router
+
+    async def sign_in_required(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, SignInRequired):  # pragma: no cover
+            raise exc
+        return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
+
+    app.add_exception_handler(SignInRequired, sign_in_required)
+    app.include_router(auth_router)
+    app.include_router(oauth_router)
+
+
+async def _start_authorization_server(
+    app: FastAPI, settings: Settings, stack: AsyncExitStack
+) -> None:
+    from app.oauth.cimd import CimdFetcher
+    from app.oauth.tokens import SigningKeys
+
+    app.state.signing_keys = SigningKeys(
+        app.state.sessionmaker, app.state.envelope, access_token_ttl=settings.access_token_ttl
+    )
+    app.state.cimd_fetcher = CimdFetcher(
+        ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
+    )
+    stack.push_async_callback(app.state.cimd_fetcher.aclose)
+    # Make sure a signing key exists before the first request: creating one inside a request
+    # would need a second write transaction while the request's own is open.
+    await app.state.signing_keys.active()
+    if settings.purge_interval:
+        task = asyncio.create_task(_purge_periodically(app))
+        stack.push_async_callback(_cancel, task)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _purge_periodically(app: FastAPI) -> None:
     """Delete expired rows now and then; with jitter, so replicas do not all run at once."""
+    from app.oauth.service import purge
+
     settings: Settings = app.state.settings
     while True:
         await asyncio.sleep(settings.purge_interval * (0.5 + secrets.randbelow(1000) / 1000))
@@ -132,3 +155,87 @@ async def purge_periodically(app: FastAPI) -> None:
             logger.info("purged expired rows: %s", counts)
         except Exception:  # keep the loop alive; the next round retries
             logger.exception("purge failed")
+
+
+# -- the MCP resource server (roles all, mcp) ------------------------------------------------------
+
+
+def _install_resource_server(app: FastAPI, settings: Settings) -> None:
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from app.mcp.deps import McpChallenge, challenge_response
+    from app.mcp.router import (
+        McpOriginRefused,
+        allowed_hosts,
+        allowed_origins,
+        metadata_router,
+    )
+    from app.mcp.router import router as mcp_router
+    from app.mcp.server import build_mcp
+
+    mcp = build_mcp()
+    # Host and Origin are checked by our own dependency, before authentication.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    mcp.server.streamable_http_app(stateless_http=True, transport_security=security)
+    app.state.mcp_sse_manager = mcp.server.session_manager
+    mcp.server.streamable_http_app(
+        stateless_http=True, json_response=True, transport_security=security
+    )
+    app.state.mcp_json_manager = mcp.server.session_manager
+    app.state.mcp = mcp
+    app.state.mcp_hosts = allowed_hosts(settings)
+    app.state.mcp_origins = allowed_origins(settings)
+
+    async def on_challenge(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, McpChallenge):  # pragma: no cover
+            raise exc
+        return challenge_response(request, exc)
+
+    async def on_origin(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, McpOriginRefused):  # pragma: no cover
+            raise exc
+        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+    app.add_exception_handler(McpChallenge, on_challenge)
+    app.add_exception_handler(McpOriginRefused, on_origin)
+    app.include_router(metadata_router)
+    app.include_router(mcp_router)
+    app.add_middleware(
+        PublicCors,
+        paths=frozenset({"/mcp", "/mcp/"}),
+        origins=app.state.mcp_origins,
+        allow_headers=(
+            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, "
+            "Last-Event-ID"
+        ),
+        expose_headers="WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version",
+        methods="GET, POST, DELETE, OPTIONS",
+    )
+
+
+async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
+    from app.mcp.verification import (
+        Directory,
+        LocalTokenVerifier,
+        RemoteTokenVerifier,
+        RevocationFeed,
+    )
+
+    if settings.gatehouse_role == "all":
+        app.state.token_verifier = LocalTokenVerifier(
+            app.state.signing_keys, issuer=settings.issuer, audience=settings.mcp_resource
+        )
+    else:
+        http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        stack.push_async_callback(http.aclose)
+        app.state.token_verifier = RemoteTokenVerifier(
+            issuer=settings.auth_issuer_url, audience=settings.mcp_resource, http=http
+        )
+    feed = RevocationFeed(app.state.sessionmaker, access_token_ttl=settings.access_token_ttl)
+    await feed.poll()
+    feed.start()
+    stack.push_async_callback(feed.stop)
+    app.state.revocation_feed = feed
+    app.state.directory = Directory(app.state.sessionmaker)
+    await stack.enter_async_context(app.state.mcp_sse_manager.run())
+    await stack.enter_async_context(app.state.mcp_json_manager.run())

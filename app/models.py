@@ -3,6 +3,7 @@
 from app.audit import AuditEvent
 from app.auth.models import BrowserSession, User
 from app.db import Base
+from app.mcp.models import Note
 from app.oauth.models import (
     AuthorizationCode,
     OAuthClient,
@@ -17,6 +18,7 @@ __all__ = [
     "AuthorizationCode",
     "Base",
     "BrowserSession",
+    "Note",
     "OAuthClient",
     "OAuthConsent",
     "OAuthGrant",

@@ -116,10 +116,38 @@ def make_settings(backend: Backend, tmp: Path, **overrides: Any) -> Settings:
     return Settings(**values).check()
 
 
+@asynccontextmanager
+async def lifespan_in_own_task(application: FastAPI) -> AsyncIterator[FastAPI]:
+    """Run the app's lifespan in one task from start to end, as a server does.
+
+    The MCP SDK's session managers hold anyio task groups, which must be exited by the task that
+    entered them; pytest-asyncio finalises fixtures in another task.
+    """
+    started = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        async with application.router.lifespan_context(application):
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # raises the start-up error
+    try:
+        yield application
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture(scope="session")
 async def app(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
     application = create_app(make_settings(backend, tmp_path_factory.mktemp("var")))
-    async with application.router.lifespan_context(application):
+    async with lifespan_in_own_task(application):
         yield application
 
 
@@ -170,13 +198,14 @@ def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServe
         **env_overrides,
     }
     log = tmp / f"server-{port}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as output:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = env["PUBLIC_URL"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -245,7 +274,7 @@ async def empty_database(backend: Backend, tmp_path: Path) -> AsyncIterator[str]
 async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
     """A dedicated app with its own engine and rate limits, lifespan entered."""
     application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with lifespan_in_own_task(application):
         yield application
 
 

@@ -28,7 +28,7 @@ from app.oauth.errors import (
     UnsupportedGrantType,
     UnsupportedResponseType,
 )
-from app.oauth.metadata import authorization_server_metadata, protected_resource_metadata
+from app.oauth.metadata import authorization_server_metadata
 from app.oauth.models import OAuthClient
 from app.oauth.pkce import challenge_is_well_formed
 from app.oauth.redirect_uris import csp_source, find_registered
@@ -59,14 +59,6 @@ class AuthorizationPageError(AppError):
 async def as_metadata(settings: SettingsDep) -> JSONResponse:
     return JSONResponse(
         authorization_server_metadata(settings), headers={"Cache-Control": "public, max-age=300"}
-    )
-
-
-@router.get("/.well-known/oauth-protected-resource")
-@router.get("/.well-known/oauth-protected-resource/mcp")
-async def resource_metadata(settings: SettingsDep) -> JSONResponse:
-    return JSONResponse(
-        protected_resource_metadata(settings), headers={"Cache-Control": "public, max-age=300"}
     )
 
 

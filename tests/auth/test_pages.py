@@ -40,7 +40,7 @@ def assert_page_headers(response: httpx.Response) -> None:
     assert scripts == ["'none'"]
     assert "'unsafe-inline'" not in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["x-frame-options"] == "DENY"
     assert "<script" not in response.text.lower()
 

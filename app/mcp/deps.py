@@ -1,0 +1,113 @@
+"""`McpAuth`: the withMcpAuth-style dependency every request to /mcp passes.
+
+MCP 2025-11-25 "Authorization" and RFC 6750 §3 / RFC 9728 §5.1: a request without a token gets
+401 with `WWW-Authenticate: Bearer resource_metadata=..., scope=...`; a bad token the same plus
+`error="invalid_token"`; a token without a needed scope 403 `error="insufficient_scope"`, naming
+the scopes to ask for, so clients can step up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+from app.mcp.context import AuthContext
+from app.oauth.scopes import BASE_SCOPE, SUPPORTED_SCOPES
+from app.oauth.tokens import InvalidAccessToken
+
+ALL_SCOPES = " ".join(SUPPORTED_SCOPES)
+
+
+class McpChallenge(Exception):
+    def __init__(
+        self, status_code: int, *, error: str | None = None, description: str | None = None
+    ) -> None:
+        super().__init__(description or error or "authentication required")
+        self.status_code = status_code
+        self.error = error
+        self.description = description
+
+
+def challenge_response(request: Request, exc: McpChallenge) -> JSONResponse:
+    settings = request.app.state.settings
+    metadata_url = f"{settings.public_url}/.well-known/oauth-protected-resource/mcp"
+    parts = []
+    if exc.error:
+        parts.append(f'error="{exc.error}"')
+    if exc.description:
+        parts.append(f'error_description="{exc.description}"')
+    parts.append(f'resource_metadata="{metadata_url}"')
+    parts.append(f'scope="{ALL_SCOPES}"')
+    body: dict[str, str] = {"error": exc.error or "unauthorized"}
+    if exc.description:
+        body["error_description"] = exc.description
+    return JSONResponse(
+        body,
+        status_code=exc.status_code,
+        headers={"WWW-Authenticate": "Bearer " + ", ".join(parts), "Cache-Control": "no-store"},
+    )
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise McpChallenge(401, error="invalid_request", description="use a Bearer token")
+    return token
+
+
+def require_mcp_auth(
+    *required: str,
+) -> Callable[[Request], Awaitable[AuthContext]]:
+    """A dependency that authenticates the bearer token and demands `required` scopes."""
+    needed = frozenset(required) | {BASE_SCOPE}
+
+    async def dependency(request: Request) -> AuthContext:
+        token = _bearer(request)
+        if token is None:
+            # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+            raise McpChallenge(401)
+        state = request.app.state
+        try:
+            claims = await state.token_verifier.verify(token)
+            user_id = uuid.UUID(claims.subject)
+            grant_id = uuid.UUID(claims.grant_id)
+        except (InvalidAccessToken, ValueError) as exc:
+            description = str(exc) if isinstance(exc, InvalidAccessToken) else "invalid token"
+            raise McpChallenge(401, error="invalid_token", description=description) from exc
+        if not await state.revocation_feed.allows(grant_id=grant_id, user_id=user_id):
+            raise McpChallenge(
+                401, error="invalid_token", description="the grant was revoked or the user disabled"
+            )
+        user = await state.directory.user(user_id)
+        client = await state.directory.client(claims.client_id)
+        if user is None or client is None:
+            raise McpChallenge(401, error="invalid_token", description="unknown user or client")
+        auth = AuthContext(
+            user=user,
+            client=client,
+            scopes=frozenset(claims.scopes),
+            grant_id=grant_id,
+            token_id=claims.token_id,
+            expires_at=claims.expires_at,
+        )
+        missing = needed - auth.scopes
+        if missing:
+            raise McpChallenge(
+                403,
+                error="insufficient_scope",
+                description=f"this needs the scope {' '.join(sorted(missing))}",
+            )
+        return auth
+
+    return dependency
+
+
+McpAuth = Annotated[AuthContext, Depends(require_mcp_auth())]

@@ -1,0 +1,167 @@
+"""The /mcp endpoint: Host/Origin checks, CORS, bearer auth, then the SDK's Streamable HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+
+from app.config import Settings, is_loopback_host
+from app.mcp.context import SCOPE_KEY, CallContext
+from app.mcp.deps import McpAuth, McpChallenge
+from app.oauth.metadata import protected_resource_metadata
+
+router = APIRouter(include_in_schema=False)
+metadata_router = APIRouter(include_in_schema=False)
+
+MAX_BODY_BYTES = 1024 * 1024
+PROTOCOL_HEADER = "mcp-protocol-version"
+
+
+def allowed_hosts(settings: Settings) -> frozenset[str]:
+    public = urlsplit(settings.public_url)
+    hosts = {public.netloc.lower(), *(h.lower() for h in settings.allowed_hosts)}
+    if is_loopback_host(public.hostname or ""):
+        port = f":{public.port}" if public.port else ""
+        hosts |= {f"127.0.0.1{port}", f"localhost{port}", f"[::1]{port}"}
+    return frozenset(hosts)
+
+
+def allowed_origins(settings: Settings) -> frozenset[str]:
+    public = urlsplit(settings.public_url)
+    origins = {f"{public.scheme}://{public.netloc}".lower(), *settings.allowed_origins}
+    if is_loopback_host(public.hostname or ""):
+        port = f":{public.port}" if public.port else ""
+        origins |= {f"http://127.0.0.1{port}", f"http://localhost{port}", f"http://[::1]{port}"}
+    return frozenset(o.rstrip("/").lower() for o in origins)
+
+
+def guard_host_and_origin(request: Request) -> None:
+    """DNS-rebinding protection (MCP "Security Warning": servers MUST validate Origin)."""
+    state = request.app.state
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/").lower() not in state.mcp_origins:
+        raise McpOriginRefused(403, "this origin may not use the MCP endpoint")
+    host = (request.headers.get("host") or "").lower()
+    if host not in state.mcp_hosts:
+        raise McpOriginRefused(421, "this host name is not served here")
+
+
+class McpOriginRefused(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def jsonrpc_error(status_code: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}},
+        status_code=status_code,
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _tool_calls(message: Any) -> list[str]:
+    messages = message if isinstance(message, list) else [message]
+    names = []
+    for item in messages:
+        if isinstance(item, dict) and item.get("method") == "tools/call":
+            params = item.get("params")
+            if isinstance(params, dict) and isinstance(params.get("name"), str):
+                names.append(params["name"])
+    return names
+
+
+class SdkResponse(Response):
+    """Hands the request, body already read, to the SDK's Streamable HTTP session manager."""
+
+    def __init__(self, handler: Any, body: bytes | None, call: CallContext) -> None:
+        super().__init__()
+        self._handler = handler
+        self._body = body
+        self._call = call
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SCOPE_KEY] = self._call
+        replay = receive
+        if self._body is not None:
+            pending = [self._body]
+
+            async def replay_body() -> Message:
+                if pending:
+                    return {"type": "http.request", "body": pending.pop(), "more_body": False}
+                return await receive()
+
+            replay = replay_body
+        await self._handler(scope, replay, send)
+
+
+@router.api_route(
+    "/mcp", methods=["GET", "POST", "DELETE"], dependencies=[Depends(guard_host_and_origin)]
+)
+@router.api_route(
+    "/mcp/", methods=["GET", "POST", "DELETE"], dependencies=[Depends(guard_host_and_origin)]
+)
+async def mcp_endpoint(request: Request, auth: McpAuth) -> Response:
+    state = request.app.state
+    body: bytes | None = None
+    if request.method == "POST":
+        try:
+            body = await _read_body(request)
+        except BodyTooLarge:
+            return jsonrpc_error(413, -32600, "request body too large")
+        try:
+            message = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return jsonrpc_error(400, -32700, "Parse error")
+        for name in _tool_calls(message):
+            missing = state.mcp.tool_scopes.get(name, frozenset()) - auth.scopes
+            if missing:
+                raise McpChallenge(
+                    403,
+                    error="insufficient_scope",
+                    description=f"the tool {name} needs the scope {' '.join(sorted(missing))}",
+                )
+    call = CallContext(
+        auth=auth,
+        settings=state.settings,
+        sessionmaker=state.sessionmaker,
+        protocol_version=request.headers.get(PROTOCOL_HEADER),
+        app_state=state,
+    )
+    accept = request.headers.get("accept", "")
+    wants_sse = "text/event-stream" in accept or "*/*" in accept or "text/*" in accept
+    manager = state.mcp_sse_manager if wants_sse else state.mcp_json_manager
+    return SdkResponse(manager.handle_request, body, call)
+
+
+@metadata_router.get("/.well-known/oauth-protected-resource")
+@metadata_router.get("/.well-known/oauth-protected-resource/mcp")
+async def resource_metadata(request: Request) -> JSONResponse:
+    """RFC 9728 §3: the protected resource metadata of /mcp."""
+    return JSONResponse(
+        protected_resource_metadata(request.app.state.settings),
+        headers={"Cache-Control": "public, max-age=300"},
+    )

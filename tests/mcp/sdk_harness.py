@@ -1,0 +1,124 @@
+"""The official MCP SDK client with a headless browser standing in for the person.
+
+`BrowserApprover` is the OAuthClientProvider's redirect/callback pair: it opens the authorize URL
+in Chromium, signs in (or up), approves (optionally leaving out mcp:write) and captures the
+redirect to the client's loopback callback with Playwright's routing, so no callback server is
+needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+
+from tests.helpers import PASSWORD
+
+CALLBACK = "http://127.0.0.1:47231/callback"
+
+
+@dataclass
+class MemoryStorage(TokenStorage):
+    tokens: OAuthToken | None = None
+    client_info: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+
+
+@dataclass
+class BrowserApprover:
+    """Plays the person: signs in and approves in a real browser context."""
+
+    context: Any  # playwright BrowserContext
+    email: str
+    password: str = PASSWORD
+    grant_write: bool = True
+    consents_seen: int = 0
+    authorize_urls: list[str] = field(default_factory=list)
+    _result: asyncio.Future[AuthorizationCodeResult] | None = None
+
+    async def redirect(self, url: str) -> None:
+        self.authorize_urls.append(url)
+        loop = asyncio.get_running_loop()
+        self._result = loop.create_future()
+        page = await self.context.new_page()
+        captured: asyncio.Future[str] = loop.create_future()
+
+        async def on_callback(route: Any) -> None:
+            if not captured.done():
+                captured.set_result(route.request.url)
+            await route.fulfill(status=200, body="ok")
+
+        await page.route(CALLBACK.rsplit("/", 1)[0] + "/**", on_callback)
+        await page.goto(url)
+        if "/sign-in" in page.url and not captured.done():
+            await page.fill("#email", self.email)
+            await page.fill("#password", self.password)
+            await page.click("button[type=submit]")
+        try:
+            await page.wait_for_selector("#consent-heading", timeout=3000)
+        except Exception:  # noqa: BLE001 - consent remembered: no page, straight back
+            pass
+        else:
+            self.consents_seen += 1
+            if not self.grant_write:
+                box = page.locator("input[name=scope][value='mcp:write']")
+                if await box.count():
+                    await box.uncheck()
+            await page.click("button[value=approve]")
+        location = await asyncio.wait_for(captured, timeout=10)
+        await page.close()
+        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        self._result.set_result(
+            AuthorizationCodeResult(
+                code=params["code"], state=params.get("state"), iss=params.get("iss")
+            )
+        )
+
+    async def callback(self) -> AuthorizationCodeResult:
+        assert self._result is not None, "callback before redirect"
+        return await self._result
+
+
+def oauth_provider(
+    server_url: str, approver: BrowserApprover, storage: MemoryStorage, *, scope: str | None
+) -> OAuthClientProvider:
+    metadata = OAuthClientMetadata(
+        client_name="SDK test client",
+        redirect_uris=[CALLBACK],  # type: ignore[list-item]
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method="none",
+        scope=scope,
+    )
+    return OAuthClientProvider(
+        server_url=server_url,
+        client_metadata=metadata,
+        storage=storage,
+        redirect_handler=approver.redirect,
+        callback_handler=approver.callback,
+    )
+
+
+def http_client(provider: OAuthClientProvider) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(auth=provider, timeout=30)
