@@ -9,12 +9,14 @@ needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, TokenStorage
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
@@ -75,11 +77,10 @@ class BrowserApprover:
             await page.fill("#email", self.email)
             await page.fill("#password", self.password)
             await page.click("button[type=submit]")
-        try:
-            await page.wait_for_selector("#consent-heading", timeout=3000)
-        except Exception:  # noqa: BLE001 - consent remembered: no page, straight back
-            pass
-        else:
+        heading = page.locator("#consent-heading")
+        with contextlib.suppress(PlaywrightTimeout):  # consent remembered: straight back
+            await heading.wait_for(timeout=3000)
+        if await heading.count():
             self.consents_seen += 1
             if not self.grant_write:
                 box = page.locator("input[name=scope][value='mcp:write']")

@@ -51,7 +51,8 @@ async def test_sdk_client_connects_through_oauth_and_calls_tools_on_both_generat
             assert created["title"] == "modern"
 
         assert approver.consents_seen == 1
-        assert storage.tokens is not None and storage.tokens.refresh_token
+        assert storage.tokens is not None
+        assert storage.tokens.refresh_token
 
         # The same tokens over the handshake generation (initialize, 2025-11-25).
         async with Client(
@@ -93,7 +94,8 @@ async def test_read_only_client_steps_up_through_consent_for_a_write_tool(
         ) as client:
             me = _structured(await client.call_tool("whoami", {}))
             assert me["scopes"] == ["mcp"]
-            assert storage.tokens is not None and storage.tokens.scope == "mcp"
+            assert storage.tokens is not None
+            assert storage.tokens.scope == "mcp"
             first = storage.tokens.access_token
 
             # The write tool answers 403 insufficient_scope; the SDK asks again for
