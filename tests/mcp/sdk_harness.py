@@ -16,13 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, TokenStorage
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
     OAuthClientMetadata,
     OAuthToken,
 )
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.helpers import PASSWORD
 
