@@ -1,0 +1,185 @@
+"""/token with refresh_token: rotation, the reuse grace window, reuse detection, scope narrowing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select, update
+
+from app.db import utcnow
+from app.oauth.models import RefreshToken
+from app.security import hash_token
+from tests.conftest import Backend, client_for, make_settings, running_app
+from tests.helpers import sign_up
+from tests.oauth.flow import refresh, register
+from tests.oauth.support import assert_oauth_error, db_execute, db_rows, full_flow, verify_jwt
+
+
+def refresh_hash(app: FastAPI, token: str) -> str:
+    return hash_token(app.state.settings.secret_key_bytes, token, purpose="refresh")
+
+
+async def test_refresh_rotates_the_refresh_token(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    response = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    rotated = response.json()
+    assert rotated["refresh_token"] != tokens["refresh_token"]
+    assert rotated["access_token"] != tokens["access_token"]
+    assert rotated["scope"] == "mcp mcp:write"
+    again = await refresh(client, public_client["client_id"], rotated["refresh_token"])
+    assert again.status_code == 200
+
+
+async def test_reuse_inside_grace_window_returns_the_same_successor(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    first = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    retry = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    assert first.status_code == 200
+    assert retry.status_code == 200
+    assert retry.json()["refresh_token"] == first.json()["refresh_token"]
+    # The chain stays valid: the successor still refreshes.
+    onward = await refresh(client, public_client["client_id"], first.json()["refresh_token"])
+    assert onward.status_code == 200
+
+
+async def test_reuse_after_grace_window_revokes_the_grant(
+    app: FastAPI, client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    first = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    successor = first.json()["refresh_token"]
+    grace = app.state.settings.refresh_reuse_grace
+    await db_execute(
+        app,
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"]))
+        .values(rotated_at=utcnow() - timedelta(seconds=grace + 5)),
+    )
+    reuse = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    assert_oauth_error(reuse, 400, "invalid_grant")
+    # The whole grant is revoked: the legitimate holder's successor fails too.
+    assert_oauth_error(
+        await refresh(client, public_client["client_id"], successor), 400, "invalid_grant"
+    )
+
+
+async def test_reuse_with_zero_grace_revokes_the_grant(backend: Backend, tmp_path: Path) -> None:
+    settings = make_settings(backend, tmp_path, refresh_reuse_grace=0)
+    async with running_app(settings) as application, client_for(application, "10.78.0.1") as c:
+        await sign_up(c)
+        registered = await register(c)
+        _, tokens = await full_flow(c, registered["client_id"])
+        successor = (await refresh(c, registered["client_id"], tokens["refresh_token"])).json()
+        reuse = await refresh(c, registered["client_id"], tokens["refresh_token"])
+        assert_oauth_error(reuse, 400, "invalid_grant")
+        after = await refresh(c, registered["client_id"], successor["refresh_token"])
+        assert_oauth_error(after, 400, "invalid_grant")
+
+
+async def test_revoked_grant_refuses_refresh(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    revoked = await client.post(
+        "/revoke",
+        data={"token": tokens["refresh_token"], "client_id": public_client["client_id"]},
+    )
+    assert revoked.status_code == 200
+    response = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    assert_oauth_error(response, 400, "invalid_grant")
+
+
+async def test_expired_refresh_token_is_invalid_grant(
+    app: FastAPI, client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    await db_execute(
+        app,
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"]))
+        .values(expires_at=utcnow() - timedelta(seconds=1)),
+    )
+    response = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    assert_oauth_error(response, 400, "invalid_grant")
+
+
+async def test_refresh_token_of_another_client_is_invalid_grant(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    other = await register(client)
+    _, tokens = await full_flow(client, public_client["client_id"])
+    response = await refresh(client, other["client_id"], tokens["refresh_token"])
+    assert_oauth_error(response, 400, "invalid_grant")
+    # ... and the attempt did not burn the token for its rightful client.
+    assert (await refresh(client, public_client["client_id"], tokens["refresh_token"])).is_success
+
+
+async def test_unknown_refresh_token_is_invalid_grant(
+    client: httpx.AsyncClient, public_client: dict[str, Any]
+) -> None:
+    response = await refresh(client, public_client["client_id"], "gh_rt_made_up")
+    assert_oauth_error(response, 400, "invalid_grant")
+
+
+async def test_narrower_scope_on_refresh(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    response = await refresh(
+        client, public_client["client_id"], tokens["refresh_token"], scope="mcp"
+    )
+    assert response.status_code == 200
+    assert response.json()["scope"] == "mcp"
+    assert (await verify_jwt(client, response.json()["access_token"])).claims["scope"] == "mcp"
+
+
+async def test_narrowing_keeps_the_refresh_tokens_scope(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    # RFC 6749 §6: "If a new refresh token is issued, the refresh token scope MUST be identical
+    # to that of the refresh token included by the client in the request."
+    _, tokens = await full_flow(client, public_client["client_id"])
+    narrowed = await refresh(
+        client, public_client["client_id"], tokens["refresh_token"], scope="mcp"
+    )
+    later = await refresh(client, public_client["client_id"], narrowed.json()["refresh_token"])
+    assert later.status_code == 200
+    assert later.json()["scope"] == "mcp mcp:write"
+
+
+async def test_wider_scope_on_refresh_is_invalid_scope(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"], ticked=[])
+    response = await refresh(
+        client, public_client["client_id"], tokens["refresh_token"], scope="mcp mcp:write"
+    )
+    assert_oauth_error(response, 400, "invalid_scope")
+
+
+async def test_refresh_stores_one_successor_row(
+    app: FastAPI, client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    for _ in range(3):
+        assert (
+            await refresh(client, public_client["client_id"], tokens["refresh_token"])
+        ).is_success
+    [(grant_id,)] = await db_rows(
+        app,
+        select(RefreshToken.grant_id).where(
+            RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"])
+        ),
+    )
+    rows = await db_rows(app, select(RefreshToken.id).where(RefreshToken.grant_id == grant_id))
+    assert len(rows) == 2
