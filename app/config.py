@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     session_max_ttl: int = Field(default=30 * 24 * 3600, ge=60)
     signin_limit_account: str = "10 per 15 minutes"
     signin_limit_ip: str = "50 per 15 minutes"
+    signup_limit_ip: str = "20 per hour"
     auth_code_ttl: int = Field(default=120, ge=10, le=600)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=300)
     registration_limit_ip: str = "30 per hour"

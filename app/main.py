@@ -18,6 +18,7 @@ from sqlalchemy import text
 from app import __version__
 from app.auth.deps import SignInRequired, sign_in_url
 from app.auth.router import router as auth_router
+from app.body_limit import BodyLimit
 from app.config import Settings, load_settings
 from app.cors import PublicCors
 from app.db import create_engine, create_sessionmaker
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if serves_mcp:
         _install_resource_server(app, settings)
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
+    # /mcp enforces its own, larger limit with a JSON-RPC error.
+    app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
     return app
 
 

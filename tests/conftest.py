@@ -111,6 +111,8 @@ def make_settings(backend: Backend, tmp: Path, **overrides: Any) -> Settings:
         "vault_keys": TEST_VAULT_KEYS,
         "var_dir": tmp,
         "signin_limit_ip": "1000 per 15 minutes",
+        "signup_limit_ip": "10000 per hour",
+        "registration_limit_ip": "10000 per hour",
     }
     values.update(overrides)
     return Settings(**values).check()
@@ -195,6 +197,8 @@ def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServe
         "SECRET_KEY": TEST_SECRET_KEY,
         "VAULT_KEYS": TEST_VAULT_KEYS,
         "VAR_DIR": str(tmp),
+        "SIGNUP_LIMIT_IP": "10000 per hour",
+        "REGISTRATION_LIMIT_IP": "10000 per hour",
         **env_overrides,
     }
     log = tmp / f"server-{port}.log"

@@ -125,6 +125,7 @@ def upgrade() -> None:
         sa.Column("grant_id", sa.Uuid(), nullable=False),
         sa.Column("client_pk", sa.Uuid(), nullable=False),
         sa.Column("redirect_uri", sa.String(length=2048), nullable=False),
+        sa.Column("redirect_uri_given", sa.Boolean(), nullable=False),
         sa.Column("code_challenge", sa.String(length=128), nullable=False),
         sa.Column("scopes", sa.String(length=200), nullable=False),
         sa.Column("resource", sa.String(length=2048), nullable=False),
@@ -160,6 +161,8 @@ def upgrade() -> None:
         sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", app.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("rotated_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("successor_id", sa.Uuid(), nullable=True),
+        sa.Column("successor_sealed", sa.LargeBinary(), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["client_pk"],

@@ -44,6 +44,11 @@ def _signed_in_redirect(
     return response
 
 
+def _auditable(email: str) -> str | None:
+    """The typed email, for the audit log, unless it could be a password typed in the wrong box."""
+    return email if service.email_problem(email) is None else None
+
+
 @router.get("/", include_in_schema=False)
 async def home(browser: OptionalBrowserSession) -> RedirectResponse:
     return RedirectResponse("/account" if browser else "/sign-in", status_code=303)
@@ -73,6 +78,22 @@ async def sign_up(
     if not settings.allow_signup:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
     ip = client_ip(request)
+    limits: RateLimits = request.app.state.rate_limits
+    # Each sign-up costs an argon2 hash (64 MiB, tens of ms): bound them per address.
+    verdict = await limits.hit(limits.rule(settings.signup_limit_ip), "signup-ip", ip or "?")
+    if not verdict.allowed:
+        return render(
+            request,
+            "sign_up.html",
+            {
+                "error": "Too many new accounts from this address. Try again later.",
+                "email": email,
+                "name": name,
+                "next": safe_next(next, ""),
+            },
+            status_code=429,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
     try:
         user = await service.create_user(session, email=email, password=password, name=name, ip=ip)
     except service.AccountError as exc:
@@ -119,7 +140,7 @@ async def sign_in(
         await limits.check(per_ip, "signin-ip", ip),
     ):
         if not verdict.allowed:
-            audit.record(session, "signin.throttled", ip=ip, email=account_key)
+            audit.record(session, "signin.throttled", ip=ip, email=_auditable(account_key))
             minutes = max(1, round(verdict.retry_after / 60))
             return render(
                 request,
@@ -143,7 +164,7 @@ async def sign_in(
             "signin.failure",
             user_id=known.id if known else None,
             ip=ip,
-            email=account_key,
+            email=_auditable(account_key),
             reason="disabled" if known and known.disabled_at else "bad_credentials",
         )
         return render(

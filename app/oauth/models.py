@@ -92,6 +92,8 @@ class AuthorizationCode(UUIDPrimaryKey, Base):
     )
     client_pk: Mapped[uuid.UUID] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"))
     redirect_uri: Mapped[str] = mapped_column(String(2048))
+    # OAuth 2.1 §4.1.3: redirect_uri is required at /token if the authorization request had it.
+    redirect_uri_given: Mapped[bool] = mapped_column(default=True)
     code_challenge: Mapped[str] = mapped_column(String(128))
     scopes: Mapped[str] = mapped_column(String(200))
     resource: Mapped[str] = mapped_column(String(2048))
@@ -112,6 +114,10 @@ class RefreshToken(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     rotated_at: Mapped[datetime | None] = mapped_column(default=None)
+    # After rotation: which token replaced this one, and (for the grace window only) that
+    # token's value sealed under the vault key, so a retry can be answered with it.
+    successor_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    successor_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
     grant: Mapped[OAuthGrant] = relationship(lazy="joined")
 

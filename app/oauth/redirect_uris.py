@@ -29,6 +29,22 @@ FORBIDDEN_SCHEMES = frozenset(
         "intent",
     }
 )
+KNOWN_APP_SCHEMES = frozenset(
+    {
+        "cursor",
+        "vscode",
+        "vscode-insiders",
+        "windsurf",
+        "claude",
+        "zed",
+        "raycast",
+        "warp",
+        "jetbrains",
+        "goose",
+        "msty",
+        "lmstudio",
+    }
+)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 
 
@@ -67,8 +83,15 @@ def redirect_uri_problem(uri: str) -> str | None:
         if _host(parts.netloc) not in LOOPBACK_HOSTS:
             return "http redirect URIs are only allowed for loopback (127.0.0.1, [::1], localhost)"
         return None
-    # A private-use scheme (RFC 8252 §7.1), such as cursor:// or vscode://.
-    return None
+    # A private-use scheme (RFC 8252 §7.1): reverse-DNS names (com.example.app:/cb) or the
+    # well-known app schemes of MCP clients. Not arbitrary OS protocol handlers (search-ms:,
+    # ms-msdt:, ...), which would let a self-registered client launch local programs.
+    if "." in scheme or scheme in KNOWN_APP_SCHEMES:
+        return None
+    return (
+        f"the {scheme}: scheme is not allowed: use https, loopback http, a reverse-DNS scheme "
+        "such as com.example.app, or one of " + ", ".join(sorted(KNOWN_APP_SCHEMES))
+    )
 
 
 def _is_loopback_http(uri: str) -> bool:
@@ -109,6 +132,11 @@ def find_registered(registered: list[str], presented: str) -> str | None:
         if redirect_uri_matches(candidate, presented):
             return candidate
     return None
+
+
+def is_native_redirect(uri: str) -> bool:
+    """A redirect to the user's own device (loopback or an app scheme), not to a website."""
+    return _is_loopback_http(uri) or urlsplit(uri).scheme not in ("http", "https")
 
 
 def csp_source(uri: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,15 @@ MAX_STRING = 200
 MAX_URL = 2000
 URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 STRING_FIELDS = ("software_id", "software_version")
+
+
+# Control characters and bidirectional overrides could make a name on the consent page read as
+# something else ("‮ebuoY" shown as "Yoube…").
+_UNSAFE_DISPLAY = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_display_name(name: str) -> str:
+    return " ".join(_UNSAFE_DISPLAY.sub("", name).split())[:MAX_STRING]
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,9 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
         raise InvalidClientMetadata(
             f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
         )
-    grant_types = _string_list(metadata, "grant_types", ["authorization_code"])
+    # RFC 7591 §2 defaults to ["authorization_code"]; MCP clients need refresh tokens, and a
+    # refresh token issued to a client that may not use it would be dead weight.
+    grant_types = _string_list(metadata, "grant_types", ["authorization_code", "refresh_token"])
     unsupported = [g for g in grant_types if g not in GRANT_TYPES]
     if unsupported or "authorization_code" not in grant_types:
         raise InvalidClientMetadata(
@@ -88,7 +100,7 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
         "token_endpoint_auth_method": method,
         "grant_types": grant_types,
         "response_types": response_types,
-        "client_name": name.strip(),
+        "client_name": clean_display_name(name),
     }
     if scope:
         clean["scope"] = scope

@@ -31,7 +31,12 @@ from app.oauth.errors import (
 from app.oauth.metadata import authorization_server_metadata
 from app.oauth.models import OAuthClient
 from app.oauth.pkce import challenge_is_well_formed
-from app.oauth.redirect_uris import csp_source, find_registered
+from app.oauth.redirect_uris import (
+    csp_source,
+    find_registered,
+    is_native_redirect,
+    redirect_uri_problem,
+)
 from app.oauth.registration import register_client, registration_response
 from app.oauth.scopes import BASE_SCOPE, DESCRIPTIONS, WRITE_SCOPE, parse_scope
 from app.oauth.service import ClientProblem
@@ -100,17 +105,24 @@ async def register(request: Request, session: SessionDep, settings: SettingsDep)
 # -- authorization ---------------------------------------------------------------------------
 
 
-def _redirect(redirect_uri: str, params: dict[str, str | None]) -> RedirectResponse:
+def _with_query(redirect_uri: str, params: dict[str, str | None]) -> str:
     query = urlencode({k: v for k, v in params.items() if v is not None})
-    separator = "&" if urlsplit(redirect_uri).query else "?"
-    return RedirectResponse(f"{redirect_uri}{separator}{query}", status_code=303)
+    if not urlsplit(redirect_uri).query:
+        separator = "" if redirect_uri.endswith("?") else "?"
+    else:
+        separator = "" if redirect_uri.endswith("&") else "&"
+    return f"{redirect_uri}{separator}{query}"
 
 
-def _error_redirect(
+def _redirect(redirect_uri: str, params: dict[str, str | None]) -> RedirectResponse:
+    return RedirectResponse(_with_query(redirect_uri, params), status_code=303)
+
+
+def _error_location(
     settings: Settings, redirect_uri: str, error: OAuthError, state: str | None
-) -> RedirectResponse:
+) -> str:
     # RFC 6749 §4.1.2.1 and RFC 9207 §2: error, error_description, state, and iss.
-    return _redirect(
+    return _with_query(
         redirect_uri,
         {
             "error": error.error,
@@ -118,6 +130,46 @@ def _error_redirect(
             "state": state,
             "iss": settings.issuer,
         },
+    )
+
+
+async def _refuse(
+    request: Request,
+    session: Any,
+    settings: Settings,
+    browser: Any,
+    client: OAuthClient,
+    redirect_uri: str,
+    error: OAuthError,
+    state: str | None,
+) -> Response:
+    """Send an authorization error back to the client, if its redirect URI is trusted.
+
+    MCP 2025-11-25 "Open Redirection": authorization servers "SHOULD only automatically redirect
+    the user agent if it trusts the redirection URI". Anyone can register https://evil.example,
+    so a web redirect URI is trusted only once this person has approved this client there;
+    loopback and app schemes land on the person's own device. Otherwise the error is shown on
+    a page, with a link the person may choose to follow back to the app.
+    """
+    location = _error_location(settings, redirect_uri, error, state)
+    trusted = is_native_redirect(redirect_uri) or (
+        browser is not None
+        and await service.consent_covers(
+            session, user_id=browser.user_id, client=client, redirect_uri=redirect_uri, scopes=[]
+        )
+    )
+    if trusted:
+        return RedirectResponse(location, status_code=303)
+    return render(
+        request,
+        "error.html",
+        {
+            "title": "This sign-in link cannot be used",
+            "message": f"The app's request was refused: {error.description} ({error.error}).",
+            "return_url": location,
+            "return_host": urlsplit(redirect_uri).hostname,
+        },
+        status_code=400,
     )
 
 
@@ -148,11 +200,15 @@ async def authorize(
             raise ClientProblem("client_id and redirect_uri must each appear once.")
         client = await service.resolve_client(session, fetcher, params.get("client_id"))
         redirect_uri = params.get("redirect_uri")
+        redirect_uri_given = redirect_uri is not None
         if redirect_uri is None:
             if len(client.redirect_uris) != 1:
                 raise ClientProblem("The request has no redirect_uri.")
             redirect_uri = client.redirect_uris[0]
-        elif find_registered(client.redirect_uris, redirect_uri) is None:
+        elif (
+            redirect_uri_problem(redirect_uri) is not None
+            or find_registered(client.redirect_uris, redirect_uri) is None
+        ):
             raise ClientProblem(
                 "The redirect_uri is not one this client registered, so Gatehouse will not send "
                 "you there."
@@ -184,12 +240,16 @@ async def authorize(
             raise InvalidRequest("state is too long")
         prompt = set((params.get("prompt") or "").split())
     except OAuthError as exc:
-        return _error_redirect(settings, redirect_uri, exc, state)
+        return await _refuse(request, session, settings, browser, client, redirect_uri, exc, state)
 
     if browser is None:
         if "none" in prompt:
-            return _error_redirect(
+            return await _refuse(
+                request,
+                session,
                 settings,
+                browser,
+                client,
                 redirect_uri,
                 _Simple("login_required", "the user is not signed in"),
                 state,
@@ -211,11 +271,19 @@ async def authorize(
             code_challenge=challenge,
             remember=False,
             ip=client_ip(request),
+            redirect_uri_given=redirect_uri_given,
         )
         return _redirect(redirect_uri, {"code": code, "state": state, "iss": settings.issuer})
     if "none" in prompt:
-        return _error_redirect(
-            settings, redirect_uri, _Simple("consent_required", "the user must approve"), state
+        return await _refuse(
+            request,
+            session,
+            settings,
+            browser,
+            client,
+            redirect_uri,
+            _Simple("consent_required", "the user must approve"),
+            state,
         )
 
     pending = sign_blob(
@@ -228,6 +296,7 @@ async def authorize(
             "state": state,
             "code_challenge": challenge,
             "resource": resource,
+            "redirect_uri_given": redirect_uri_given,
             "session": str(browser.id),
         },
         ttl=PENDING_TTL,
@@ -312,8 +381,12 @@ async def consent(
             ip=ip,
             client_id=client.client_id[:200],
         )
-        return _error_redirect(
-            settings, redirect_uri, AccessDenied("the user denied the request"), state
+        # The person chose to go back to the app: this redirect is theirs, not an attacker's.
+        return RedirectResponse(
+            _error_location(
+                settings, redirect_uri, AccessDenied("the user denied the request"), state
+            ),
+            status_code=303,
         )
     if action != "approve":
         raise AuthorizationPageError("Choose Approve or Deny.")
@@ -332,6 +405,7 @@ async def consent(
         code_challenge=data["code_challenge"],
         remember=True,
         ip=ip,
+        redirect_uri_given=bool(data.get("redirect_uri_given", True)),
     )
     return _redirect(redirect_uri, {"code": code, "state": state, "iss": settings.issuer})
 
@@ -413,6 +487,7 @@ async def token(
                 session,
                 settings,
                 keys,
+                request.app.state.envelope,
                 client=client,
                 refresh_token=_one(values, "refresh_token"),
                 scope=_one(values, "scope"),
@@ -479,7 +554,7 @@ async def introspect(
     except OAuthError as exc:
         return _client_error(exc, request)
     body = await service.introspect(
-        session, settings, keys, token_value, _one(values, "token_type_hint")
+        session, settings, keys, token_value, _one(values, "token_type_hint"), caller=client
     )
     return JSONResponse(body, headers=NO_STORE)
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, inspect, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -37,9 +36,11 @@ from app.oauth.models import (
 )
 from app.oauth.pkce import verifier_matches
 from app.oauth.redirect_uris import redirect_uri_problem
+from app.oauth.registration import clean_display_name
 from app.oauth.scopes import format_scopes, parse_scope
 from app.oauth.tokens import InvalidAccessToken, SigningKeys
 from app.security import constant_time_equals, hash_token, new_token
+from app.vault.crypto import DecryptionError, Envelope, Sealed
 
 CODE_PREFIX = "gh_ac_"
 REFRESH_PREFIX = "gh_rt_"
@@ -76,9 +77,12 @@ async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | No
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def _upsert_cimd_client(
-    session: AsyncSession, document: ClientMetadataDocument
-) -> OAuthClient:
+async def _cimd_client(session: AsyncSession, document: ClientMetadataDocument) -> OAuthClient:
+    """The client a metadata document describes: its row refreshed, or a new unsaved one.
+
+    A new CIMD client is only written when a person approves it (see approve), so fetching
+    documents through /authorize cannot fill the database.
+    """
     # The same redirect URI policy as registration: a document cannot smuggle in a scheme or a
     # non-loopback http URI that /register would refuse.
     for uri in document.redirect_uris:
@@ -86,26 +90,38 @@ async def _upsert_cimd_client(
         if problem:
             raise ClientProblem(f"The client's metadata document is not acceptable: {problem}.")
     client = await find_client(session, document.client_id)
-    metadata = {
+    if client is None:
+        client = OAuthClient(
+            id=uuid.uuid4(),
+            client_id=document.client_id,
+            kind="cimd",
+            token_endpoint_auth_method="none",  # noqa: S106 - an auth method, not a password
+        )
+    client.client_name = clean_display_name(document.client_name)
+    client.redirect_uris = list(document.redirect_uris)
+    client.grant_types = list(document.grant_types)
+    client.response_types = list(document.response_types)
+    client.scope = document.scope
+    client.client_metadata = {
         "client_name": document.client_name,
         "redirect_uris": list(document.redirect_uris),
         "client_uri": document.client_uri,
         "logo_uri": document.logo_uri,
     }
-    if client is None:
-        client = OAuthClient(
-            client_id=document.client_id,
-            kind="cimd",
-            token_endpoint_auth_method="none",  # noqa: S106 - an auth method, not a password
-        )
-        session.add(client)
-    client.client_name = document.client_name[:200]
-    client.redirect_uris = list(document.redirect_uris)
-    client.grant_types = list(document.grant_types)
-    client.response_types = list(document.response_types)
-    client.scope = document.scope
-    client.client_metadata = metadata
-    await session.flush()
+    return client
+
+
+async def _persist_client(session: AsyncSession, client: OAuthClient) -> OAuthClient:
+    if inspect(client).persistent:
+        return client
+    try:
+        async with session.begin_nested():
+            session.add(client)
+    except IntegrityError:  # approved concurrently elsewhere: use the row that won
+        found = await find_client(session, client.client_id)
+        if found is None:
+            raise
+        return found
     return client
 
 
@@ -122,7 +138,7 @@ async def resolve_client(
             document = await fetcher.fetch(client_id)
         except CimdError as exc:
             raise ClientProblem(f"The client's metadata document could not be used: {exc}") from exc
-        client = await _upsert_cimd_client(session, document)
+        client = await _cimd_client(session, document)
     else:
         found = await find_client(session, client_id)
         if found is None:
@@ -273,8 +289,10 @@ async def approve(
     code_challenge: str,
     remember: bool,
     ip: str | None,
+    redirect_uri_given: bool = True,
 ) -> str:
     """Create the grant and its authorization code; returns the code (its only plaintext)."""
+    client = await _persist_client(session, client)
     grant = OAuthGrant(
         user_id=browser.user_id,
         client_pk=client.id,
@@ -291,6 +309,7 @@ async def approve(
             grant_id=grant.id,
             client_pk=client.id,
             redirect_uri=redirect_uri,
+            redirect_uri_given=redirect_uri_given,
             code_challenge=code_challenge,
             scopes=grant.scopes,
             resource=resource,
@@ -341,18 +360,6 @@ async def revoke_grant(
     return changed
 
 
-def _successor_token(settings: Settings, presented: str) -> str:
-    """The refresh token that replaces `presented`: derived, so a retry can be answered with it.
-
-    Deriving it from the presented token under the server key means the successor never needs
-    to be stored in plaintext, yet every retry inside the grace window gets the same value.
-    """
-    digest = hmac.new(
-        settings.secret_key_bytes, f"refresh-successor\x00{presented}".encode(), hashlib.sha256
-    ).digest()
-    return REFRESH_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 async def _issue(
     session: AsyncSession,
     settings: Settings,
@@ -361,18 +368,32 @@ async def _issue(
     grant: OAuthGrant,
     client: OAuthClient,
     scopes: list[str],
+    access_scopes: list[str],
     refresh_token: str,
 ) -> TokenResponse:
     now = utcnow()
-    session.add(
-        RefreshToken(
-            token_hash=hash_token(settings.secret_key_bytes, refresh_token, purpose="refresh"),
-            grant_id=grant.id,
-            client_pk=client.id,
-            scopes=format_scopes(scopes),
-            expires_at=now + timedelta(seconds=settings.refresh_token_ttl),
-        )
+    session.add(_refresh_row_for(settings, grant, client, format_scopes(scopes), refresh_token))
+    _touch(grant, now)
+    _touch(client, now)
+    return await _issue_access(
+        settings,
+        keys,
+        grant=grant,
+        client=client,
+        scopes=access_scopes,
+        refresh_token=refresh_token,
     )
+
+
+async def _issue_access(
+    settings: Settings,
+    keys: SigningKeys,
+    *,
+    grant: OAuthGrant,
+    client: OAuthClient,
+    scopes: list[str],
+    refresh_token: str,
+) -> TokenResponse:
     access_token, ttl = await keys.issue(
         issuer=settings.issuer,
         audience=grant.resource,
@@ -381,8 +402,6 @@ async def _issue(
         scopes=scopes,
         grant_id=grant.id,
     )
-    _touch(grant, now)
-    _touch(client, now)
     return TokenResponse(access_token, ttl, refresh_token, format_scopes(scopes))
 
 
@@ -420,31 +439,24 @@ async def exchange_code(
         raise InvalidGrant("the authorization code is not valid")
     if row.client_pk != client.id:
         raise InvalidGrant("the authorization code was issued to another client")
+    if row.used_at is not None:
+        await _code_reused(session, row, ip)
 
-    # Claim the code atomically: of two concurrent exchanges exactly one updates the row.
+    # Every check that can fail comes before the code is spent: a request without the PKCE
+    # verifier (say, from someone who only saw the code) must not burn the code or the grant.
     now = utcnow()
-    claimed = await session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=now)
-    )
-    if not claimed.rowcount:  # type: ignore[attr-defined]
-        # OAuth 2.1 §4.1.3: "If an authorization code is used more than once, the authorization
-        # server MUST deny the request and SHOULD revoke (when possible) all access tokens and
-        # refresh tokens previously issued based on that authorization code."
-        await revoke_grant(session, row.grant_id, reason="code_reuse", ip=ip)
-        await session.commit()
-        raise InvalidGrant("the authorization code was already used; its grant is revoked")
     if row.expires_at <= now:
         raise InvalidGrant("the authorization code has expired")
-    # OAuth 2.1 §4.1.3: redirect_uri must match the one in the authorization request.
+    # OAuth 2.1 §4.1.3: redirect_uri is "REQUIRED, if the redirect_uri parameter was included in
+    # the authorization request", and must then be identical.
+    if redirect_uri is None and row.redirect_uri_given:
+        raise InvalidRequest("redirect_uri is required: it was part of the authorization request")
     if redirect_uri is not None and redirect_uri != row.redirect_uri:
         raise InvalidGrant("redirect_uri does not match the authorization request")
     if not verifier_matches(verifier, row.code_challenge):
         raise InvalidGrant("PKCE verification failed")
-    if resources:
-        if check_resource(settings, resources) != row.resource:
-            raise InvalidTarget("the resource does not match the authorization request")
+    if resources and check_resource(settings, resources) != row.resource:
+        raise InvalidTarget("the resource does not match the authorization request")
     grant = (
         await session.execute(select(OAuthGrant).where(OAuthGrant.id == row.grant_id))
     ).scalar_one()
@@ -452,6 +464,15 @@ async def exchange_code(
         raise InvalidGrant("the grant has been revoked")
     if grant.user.disabled_at is not None:
         raise InvalidGrant("the user's account is disabled")
+
+    # Spend the code atomically: of two concurrent exchanges exactly one updates the row.
+    claimed = await session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        await _code_reused(session, row, ip)
     response = await _issue(
         session,
         settings,
@@ -459,6 +480,7 @@ async def exchange_code(
         grant=grant,
         client=client,
         scopes=grant.scope_list,
+        access_scopes=grant.scope_list,
         refresh_token=new_token(REFRESH_PREFIX),
     )
     audit.record(
@@ -472,10 +494,24 @@ async def exchange_code(
     return response
 
 
+async def _code_reused(session: AsyncSession, row: AuthorizationCode, ip: str | None) -> NoReturn:
+    # OAuth 2.1 §4.1.3: "If an authorization code is used more than once, the authorization
+    # server MUST deny the request and SHOULD revoke (when possible) all access tokens and
+    # refresh tokens previously issued based on that authorization code."
+    await revoke_grant(session, row.grant_id, reason="code_reuse", ip=ip)
+    await session.commit()
+    raise InvalidGrant("the authorization code was already used; its grant is revoked")
+
+
+def _successor_context(row: RefreshToken) -> dict[str, str]:
+    return {"purpose": "refresh-successor", "token": str(row.id), "grant": str(row.grant_id)}
+
+
 async def refresh(
     session: AsyncSession,
     settings: Settings,
     keys: SigningKeys,
+    envelope: Envelope,
     *,
     client: OAuthClient,
     refresh_token: str | None,
@@ -487,10 +523,7 @@ async def refresh(
         raise InvalidRequest("refresh_token is required")
     if "refresh_token" not in client.grant_types:
         raise InvalidRequest("this client may not use the refresh_token grant")
-    token_hash = hash_token(settings.secret_key_bytes, refresh_token, purpose="refresh")
-    row = (
-        await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
-    ).scalar_one_or_none()
+    row = await _refresh_row(session, settings, refresh_token)
     if row is None or row.client_pk != client.id:
         raise InvalidGrant("the refresh token is not valid")
     grant = row.grant
@@ -503,33 +536,31 @@ async def refresh(
     now = utcnow()
     if row.expires_at <= now:
         raise InvalidGrant("the refresh token has expired")
+    # RFC 6749 §6: a narrower scope applies to the new access token; the refresh token keeps
+    # the grant's scope ("MUST be identical to that of the refresh token included by the client").
+    access_scopes = _narrowed(row.scopes.split(), scope)
 
-    current = row.scopes.split()
-    if scope:
-        requested = parse_scope(scope)
-        # RFC 6749 §6: the requested scope "MUST NOT include any scope not originally granted".
-        if not set(requested) <= set(current):
-            raise InvalidScope("the requested scope exceeds what was granted")
-        scopes = requested
-    else:
-        scopes = current
-
-    successor = _successor_token(settings, refresh_token)
+    successor = new_token(REFRESH_PREFIX)
+    sealed = await envelope.seal(successor.encode(), context=_successor_context(row))
+    successor_row = _refresh_row_for(settings, grant, client, row.scopes, successor)
+    session.add(successor_row)
+    await session.flush()
     rotated = await session.execute(
         update(RefreshToken)
         .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
-        .values(rotated_at=now)
+        .values(rotated_at=now, successor_id=successor_row.id, successor_sealed=sealed.to_bytes())
     )
     if rotated.rowcount:  # type: ignore[attr-defined]
-        response = await _issue(
-            session,
+        response = await _issue_access(
             settings,
             keys,
             grant=grant,
             client=client,
-            scopes=scopes,
+            scopes=access_scopes,
             refresh_token=successor,
         )
+        _touch(grant, now)
+        _touch(client, now)
         audit.record(
             session,
             "token.refreshed",
@@ -540,36 +571,29 @@ async def refresh(
         )
         return response
 
-    # Already rotated: a retry inside the grace window gets the same successor; later, reuse.
-    await session.refresh(row, ["rotated_at"])
-    rotated_at = row.rotated_at or now
-    if now - rotated_at <= timedelta(seconds=settings.refresh_reuse_grace):
-        successor_row = (
-            await session.execute(
-                select(RefreshToken).where(
-                    RefreshToken.token_hash
-                    == hash_token(settings.secret_key_bytes, successor, purpose="refresh")
-                )
-            )
-        ).scalar_one_or_none()
-        if successor_row is not None:
-            access_token, ttl = await keys.issue(
-                issuer=settings.issuer,
-                audience=grant.resource,
-                subject=str(grant.user_id),
-                client_id=client.client_id,
-                scopes=successor_row.scopes.split(),
-                grant_id=grant.id,
-            )
-            audit.record(
-                session,
-                "token.refresh_replayed",
-                user_id=grant.user_id,
-                ip=ip,
-                client_id=client.client_id[:200],
-                grant_id=str(grant.id),
-            )
-            return TokenResponse(access_token, ttl, successor, successor_row.scopes)
+    # Another request rotated it first. A retry inside the grace window gets the live head of
+    # the chain, so concurrent refreshers converge on one valid chain; anything else is reuse.
+    await session.delete(successor_row)
+    head = await _live_head(session, envelope, settings, row, now)
+    if head is not None:
+        head_row, head_token = head
+        response = await _issue_access(
+            settings,
+            keys,
+            grant=grant,
+            client=client,
+            scopes=_narrowed(head_row.scopes.split(), scope),
+            refresh_token=head_token,
+        )
+        audit.record(
+            session,
+            "token.refresh_replayed",
+            user_id=grant.user_id,
+            ip=ip,
+            client_id=client.client_id[:200],
+            grant_id=str(grant.id),
+        )
+        return response
     await revoke_grant(session, grant.id, reason="refresh_reuse", ip=ip, user_id=grant.user_id)
     audit.record(
         session,
@@ -581,6 +605,64 @@ async def refresh(
     )
     await session.commit()
     raise InvalidGrant("the refresh token was already used; its grant is revoked")
+
+
+def _narrowed(granted: list[str], requested: str | None) -> list[str]:
+    if not requested:
+        return granted
+    wanted = parse_scope(requested)
+    if not set(wanted) <= set(granted):
+        raise InvalidScope("the requested scope exceeds what was granted")
+    return wanted
+
+
+async def _refresh_row(
+    session: AsyncSession, settings: Settings, token: str
+) -> RefreshToken | None:
+    token_hash = hash_token(settings.secret_key_bytes, token, purpose="refresh")
+    stmt = select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def _refresh_row_for(
+    settings: Settings, grant: OAuthGrant, client: OAuthClient, scopes: str, token: str
+) -> RefreshToken:
+    return RefreshToken(
+        token_hash=hash_token(settings.secret_key_bytes, token, purpose="refresh"),
+        grant_id=grant.id,
+        client_pk=client.id,
+        scopes=scopes,
+        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
+    )
+
+
+async def _live_head(
+    session: AsyncSession, envelope: Envelope, settings: Settings, row: RefreshToken, now: datetime
+) -> tuple[RefreshToken, str] | None:
+    """Follow the chain from `row` while every rotation is inside the grace window."""
+    grace = timedelta(seconds=settings.refresh_reuse_grace)
+    current = row
+    await session.refresh(current)
+    for _ in range(16):  # a chain rotated 16 times within the grace window is an attack
+        if (
+            current.rotated_at is None
+            or now - current.rotated_at > grace
+            or current.successor_id is None
+            or current.successor_sealed is None
+        ):
+            return None
+        successor = await session.get(RefreshToken, current.successor_id)
+        if successor is None:
+            return None
+        if successor.rotated_at is None:
+            try:
+                sealed = Sealed.from_bytes(current.successor_sealed)
+                token = await envelope.open(sealed, context=_successor_context(current))
+            except DecryptionError:
+                return None
+            return successor, token.decode()
+        current = successor
+    return None
 
 
 async def grant_for_token(
@@ -615,9 +697,19 @@ async def grant_for_token(
 
 
 async def introspect(
-    session: AsyncSession, settings: Settings, keys: SigningKeys, token: str, hint: str | None
+    session: AsyncSession,
+    settings: Settings,
+    keys: SigningKeys,
+    token: str,
+    hint: str | None,
+    *,
+    caller: OAuthClient,
 ) -> dict[str, Any]:
-    """RFC 7662 §2.2: whether the token is active now, and its claims if it is."""
+    """RFC 7662 §2.2: whether the token is active now, and its claims if it is.
+
+    RFC 7662 §4: a client may only learn about its own tokens; anyone can register a
+    confidential client, so "authenticated" alone must not open every token to inspection.
+    """
     inactive: dict[str, Any] = {"active": False}
     if token.count(".") == 2:
         try:
@@ -627,7 +719,12 @@ async def introspect(
         except InvalidAccessToken:
             return inactive
         grant = await session.get(OAuthGrant, uuid.UUID(claims.grant_id))
-        if grant is None or grant.revoked_at is not None or grant.user.disabled_at is not None:
+        if (
+            grant is None
+            or grant.client_pk != caller.id
+            or grant.revoked_at is not None
+            or grant.user.disabled_at is not None
+        ):
             return inactive
         return {
             "active": True,
@@ -648,6 +745,7 @@ async def introspect(
     ).scalar_one_or_none()
     if (
         row is None
+        or row.client_pk != caller.id
         or row.rotated_at is not None
         or row.expires_at <= utcnow()
         or row.grant.revoked_at is not None
@@ -758,11 +856,20 @@ async def purge(session: AsyncSession, settings: Settings, key_window: timedelta
     await run(
         "stale_clients",
         delete(OAuthClient).where(
-            OAuthClient.kind == "registered",
             OAuthClient.last_used_at.is_(None),
             OAuthClient.created_at < now - timedelta(seconds=settings.registration_unused_ttl),
             ~has_grant,
         ),
+    )
+    # A rotated token's sealed successor is only needed inside the grace window.
+    await run(
+        "sealed_successors",
+        update(RefreshToken)
+        .where(
+            RefreshToken.successor_sealed.is_not(None),
+            RefreshToken.rotated_at < now - timedelta(seconds=settings.refresh_reuse_grace + 60),
+        )
+        .values(successor_sealed=None),
     )
     await run(
         "signing_keys",

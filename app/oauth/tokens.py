@@ -30,6 +30,7 @@ ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 §2.1, a media type
 KEY_CACHE_SECONDS = 30
 LEEWAY_SECONDS = 30
+RELOAD_INTERVAL = 5.0
 
 
 def _context(kid: str) -> dict[str, str]:
@@ -75,6 +76,7 @@ class SigningKeys:
         self._ttl = access_token_ttl
         self._active: tuple[float, str, ECKey] | None = None
         self._published: tuple[float, KeySet, list[dict[str, Any]]] | None = None
+        self._forced_at = float("-inf")
 
     def publish_window(self) -> timedelta:
         return publish_window(self._ttl)
@@ -150,6 +152,12 @@ class SigningKeys:
         try:
             return verify_access_token(token, keyset, issuer=issuer, audience=audience)
         except UnknownKeyId:
+            # A key made by another process since our last look: reload, but at most once per
+            # RELOAD_INTERVAL, so tokens with made-up kids cannot make us query on every request.
+            now = time.monotonic()
+            if now - self._forced_at < RELOAD_INTERVAL:
+                raise
+            self._forced_at = now
             keyset, _ = await self.published(refresh=True)
             return verify_access_token(token, keyset, issuer=issuer, audience=audience)
 

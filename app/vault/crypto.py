@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -286,6 +287,44 @@ class Sealed:
     nonce: bytes
     ciphertext: bytes
     version: int
+
+    def to_bytes(self) -> bytes:
+        """One column's worth: version, kid, wrapped key, nonce, ciphertext, length-prefixed."""
+        kid = self.kid.encode("ascii")
+        return b"".join(
+            (
+                struct.pack(">BB", self.version, len(kid)),
+                kid,
+                struct.pack(">H", len(self.wrapped_key)),
+                self.wrapped_key,
+                struct.pack(">B", len(self.nonce)),
+                self.nonce,
+                self.ciphertext,
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Sealed:
+        try:
+            version, kid_len = struct.unpack_from(">BB", data, 0)
+            at = 2
+            kid = data[at : at + kid_len].decode("ascii")
+            at += kid_len
+            (wrapped_len,) = struct.unpack_from(">H", data, at)
+            at += 2
+            wrapped = data[at : at + wrapped_len]
+            at += wrapped_len
+            (nonce_len,) = struct.unpack_from(">B", data, at)
+            at += 1
+            nonce = data[at : at + nonce_len]
+            ciphertext = data[at + nonce_len :]
+        except (struct.error, UnicodeDecodeError):
+            _decryption_failed()
+        if len(wrapped) != wrapped_len or len(nonce) != nonce_len or not ciphertext:
+            _decryption_failed()
+        return cls(
+            kid=kid, wrapped_key=wrapped, nonce=nonce, ciphertext=ciphertext, version=version
+        )
 
 
 class Envelope:
