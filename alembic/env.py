@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
 import app.models  # noqa: F401 - registers every table on Base.metadata
-from alembic import context
 from app.config import Settings
 from app.db import Base, create_engine
 

@@ -6,12 +6,15 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from app.vault.crypto import Envelope
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,11 +30,13 @@ users_cli = typer.Typer(help="User accounts.", no_args_is_help=True)
 clients_cli = typer.Typer(help="OAuth clients.", no_args_is_help=True)
 grants_cli = typer.Typer(help="Grants users gave to clients.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+vault_cli = typer.Typer(help="The credential vault's master keys.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(grants_cli, name="grants")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(vault_cli, name="vault")
 
 
 def _settings() -> Settings:
@@ -81,27 +86,96 @@ def serve(
     """Serve Gatehouse over HTTP."""
     import uvicorn
 
-    settings = _settings()
     if host:
         os.environ["HOST"] = host
     if port:
         os.environ["PORT"] = str(port)
-    settings = _settings() if (host or port) else settings
-    typer.echo(f"Gatehouse is serving at {settings.public_url}")
-    typer.echo(f"  database: {_safe_database(settings.database_url)}")
-    if settings.allow_signup:
-        typer.echo(f"  create an account at {settings.public_url}/sign-up")
-    typer.echo("  or from a shell: gatehouse users create --email you@example.com")
+    if forwarded_allow_ips:
+        os.environ["FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
+    settings = _settings()
+    for line in _startup_report(settings, workers=workers):
+        typer.echo(line)
+    if not settings.is_production:
+        if settings.allow_signup:
+            typer.echo(f"  create an account at {settings.public_url}/sign-up")
+        typer.echo("  or from a shell: gatehouse users create --email you@example.com")
     uvicorn.run(
         "app.asgi:app",
         host=settings.host,
         port=settings.port,
         workers=workers,
         proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         log_level="info",
     )
+
+
+def _startup_report(settings: Settings, *, workers: int) -> list[str]:
+    """What this process is about to serve, for the operator: never a password or a key."""
+    from app.vault.crypto import LocalKeyProvider, VaultKeyError
+
+    try:
+        kids = LocalKeyProvider.from_env_value(settings.vault_keys_value).kids()
+    except VaultKeyError as exc:
+        typer.secho(f"configuration error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from exc
+    lines = [
+        f"Gatehouse is serving at {settings.public_url}",
+        f"  environment: {settings.gatehouse_env}",
+        f"  role:        {settings.gatehouse_role}",
+    ]
+    if settings.gatehouse_role in ("all", "auth"):
+        lines.append(f"  issuer:      {settings.issuer}")
+    if settings.gatehouse_role in ("all", "mcp"):
+        lines.append(f"  MCP:         {settings.mcp_resource}")
+        lines.append(f"  trusts:      tokens of {settings.auth_issuer_url}")
+    lines += [
+        f"  database:    {_database_location(settings.database_url)}",
+        f"  vault keys:  {len(kids)} loaded, active {kids[0]}"
+        + (f" (also {', '.join(kids[1:])})" if len(kids) > 1 else ""),
+        f"  telemetry:   {_telemetry_state()}",
+        f"  listening:   {settings.host}:{settings.port} ({workers} worker(s)); "
+        f"X-Forwarded-* trusted from {settings.forwarded_allow_ips}",
+    ]
+    warnings = settings.warnings()
+    if workers > 1 and settings.is_sqlite:
+        warnings.append("--workers > 1 on SQLite: writers will wait on each other; use PostgreSQL")
+    lines += [f"  warning: {warning}" for warning in warnings]
+    return lines
+
+
+def _database_location(url: str) -> str:
+    """`postgresql user@host:port/name`: where the data is, without the password."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    kind = parsed.get_backend_name()
+    if kind == "sqlite":
+        return f"sqlite {parsed.database or ':memory:'}"
+    user = f"{parsed.username}@" if parsed.username else ""
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{kind} {user}{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+
+
+def _telemetry_state() -> str:
+    """On when an OTLP endpoint is configured (the standard OTEL_* variables), else off."""
+    import importlib.util
+    from urllib.parse import urlsplit
+
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return "off (OTEL_SDK_DISABLED=true)"
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return "off (set OTEL_EXPORTER_OTLP_ENDPOINT to export traces)"
+    parts = urlsplit(endpoint.strip())
+    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    shown += parts.path  # never the userinfo or query, which can carry credentials
+    if importlib.util.find_spec("app.telemetry") is None:
+        return f"off: OTLP endpoint {shown} is set, but this build has no exporter yet"
+    return f"on, OTLP to {shown}"
 
 
 def _safe_database(url: str) -> str:
@@ -312,10 +386,9 @@ def grants_revoke(grant_id: Annotated[str, typer.Argument(help="The grant id.")]
 def keys_rotate() -> None:
     """Add a new signing key; the old one stays published until its tokens have expired."""
     from app.oauth.tokens import rotate_signing_key
-    from app.vault.crypto import Envelope, LocalKeyProvider
 
     settings = _settings()
-    envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
+    envelope = _envelope(settings)
 
     async def work(session: AsyncSession) -> tuple[str, list[str]]:
         new, retired = await rotate_signing_key(session, envelope)
@@ -325,6 +398,69 @@ def keys_rotate() -> None:
     typer.echo(f"active signing key: {kid}")
     for old in retired:
         typer.echo(f"retired (still published until its tokens expire): {old}")
+
+
+def _envelope(settings: Settings) -> Envelope:
+    from app.vault.crypto import Envelope, LocalKeyProvider
+
+    return Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
+
+
+@vault_cli.command("status")
+def vault_status() -> None:
+    """How many stored credentials each master key wraps (the active key is marked)."""
+    from app.vault import service as vault
+
+    settings = _settings()
+    active = settings.vault_keys_value.split(",", 1)[0].split(":", 1)[0].strip()
+    counts = _with_session(settings, vault.status)
+    configured = [entry.split(":", 1)[0].strip() for entry in settings.vault_keys_value.split(",")]
+    for kid in dict.fromkeys([*configured, *counts]):
+        marks = []
+        if kid == active:
+            marks.append("active")
+        if kid not in configured:
+            marks.append("NOT CONFIGURED: these credentials cannot be read")
+        suffix = f"  ({', '.join(marks)})" if marks else ""
+        typer.echo(f"{kid}: {counts.get(kid, 0)} credential(s){suffix}")
+
+
+@vault_cli.command("rekey")
+def vault_rekey(
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per transaction.")] = 100,
+) -> None:
+    """Re-wrap every credential's data key under the active (first) VAULT_KEYS key.
+
+    Safe while the service runs, and resumable: each batch commits on its own. When it reports
+    nothing left under the old key, that key can be removed from VAULT_KEYS.
+    """
+    import uuid
+    from functools import partial
+
+    from app.vault import service as vault
+
+    settings = _settings()
+    envelope = _envelope(settings)
+    total = unreadable = 0
+    after: uuid.UUID | None = None
+    while True:
+        work = partial(vault.rekey_batch, envelope=envelope, after=after, batch=batch)
+        progress = _with_session(settings, work)
+        total += progress.rewrapped
+        unreadable += progress.unreadable
+        if progress.last_id is None:
+            break
+        after = progress.last_id
+        typer.echo(f"re-wrapped {total} so far")
+    typer.echo(f"re-wrapped {total} credential(s) under {envelope.provider.active_kid}")
+    if unreadable:
+        typer.secho(
+            f"{unreadable} credential(s) could not be opened with the configured keys "
+            "(their users must reconnect them)",
+            err=True,
+            fg="yellow",
+        )
+        raise typer.Exit(1)
 
 
 @cli.command("purge")

@@ -16,13 +16,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger("gatehouse.config")
 
 MIN_SECRET_KEY_LENGTH = 32
+# The placeholder .env.example ships for POSTGRES_PASSWORD; production refuses it.
+PLACEHOLDER_PASSWORDS = frozenset({"changethis"})
+KNOWN_CONNECTORS = ("github",)
 
 
 class ConfigError(Exception):
@@ -55,6 +66,9 @@ class Settings(BaseSettings):
     gatehouse_env: Literal["development", "production"] = "development"
     gatehouse_role: Literal["all", "auth", "mcp"] = "all"
     auth_issuer_url: str = ""
+    # Where the `mcp` role fetches that issuer's metadata and keys when its public URL is not
+    # reachable from inside (compose: http://auth:8000). Defaults to AUTH_ISSUER_URL.
+    auth_issuer_internal_url: str = ""
     secret_key: SecretStr | None = None
     vault_keys: SecretStr | None = None
     redis_url: str | None = None
@@ -73,6 +87,10 @@ class Settings(BaseSettings):
     signin_limit_account: str = "10 per 15 minutes"
     signin_limit_ip: str = "50 per 15 minutes"
     signup_limit_ip: str = "20 per hour"
+    credential_limit_user: str = "10 per hour"
+    credential_limit_ip: str = "30 per hour"
+    connector_cache_tz: str = "UTC"  # the day upstream results are cached until ends here
+    connector_cache_ttl: int | None = Field(default=None, ge=1)  # seconds, instead of the day
     auth_code_ttl: int = Field(default=120, ge=10, le=600)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=300)
     registration_limit_ip: str = "30 per hour"
@@ -82,6 +100,10 @@ class Settings(BaseSettings):
     # documents. Both are refused in production.
     cimd_ca_bundle: str | None = None
     cimd_allow_loopback: bool = False
+    # Read by `gatehouse serve` (uvicorn's proxy headers); here so the start-up checks see it.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Values this object derived rather than read: production wants some of them explicit.
+    _derived: set[str] = PrivateAttr(default_factory=set)
 
     @field_validator("allowed_hosts", "allowed_origins", "connectors", mode="before")
     @classmethod
@@ -95,7 +117,28 @@ class Settings(BaseSettings):
         # empty key: development generates one, production refuses to start.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("public_url", "auth_issuer_url", "github_api_url")
+    @field_validator("connectors")
+    @classmethod
+    def _known_connectors(cls, value: list[str]) -> list[str]:
+        names = [v.lower() for v in value]
+        unknown = [n for n in names if n not in KNOWN_CONNECTORS]
+        if unknown:
+            raise ValueError(
+                f"CONNECTORS names unknown connectors {', '.join(unknown)}; "
+                f"available: {', '.join(KNOWN_CONNECTORS)}"
+            )
+        return list(dict.fromkeys(names))
+
+    @field_validator("connector_cache_tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"CONNECTOR_CACHE_TZ is not a known time zone: {value!r}") from exc
+        return value
+
+    @field_validator("public_url", "auth_issuer_url", "auth_issuer_internal_url", "github_api_url")
     @classmethod
     def _no_trailing_slash(cls, value: str, info: ValidationInfo) -> str:
         if not value:
@@ -123,11 +166,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         if not self.public_url:
+            self._derived.add("public_url")
             host = f"[{self.host}]" if ":" in self.host else self.host
             if host in ("0.0.0.0", "[::]"):  # noqa: S104 - a bind-all address is no issuer
                 host = "127.0.0.1"
             self.public_url = f"http://{host}:{self.port}"
         if not self.auth_issuer_url:
+            self._derived.add("auth_issuer_url")
             self.auth_issuer_url = self.public_url
         return self
 
@@ -213,6 +258,7 @@ class Settings(BaseSettings):
                 and not is_loopback_host(urlsplit(self.auth_issuer_url).hostname or "")
             ):
                 problems.append("AUTH_ISSUER_URL must be https in production")
+            problems.extend(self._production_deployment_problems())
         if problems:
             raise ConfigError("; ".join(problems))
         if self.secret_key is None:
@@ -223,6 +269,62 @@ class Settings(BaseSettings):
             key = base64.b64encode(secrets.token_bytes(32)).decode()
             self.vault_keys = SecretStr(self._generate_once("vault_keys", f"dev1:{key}"))
         return self
+
+    def _production_deployment_problems(self) -> list[str]:
+        """Where the data lives and whom the resource server trusts: checked in production."""
+        problems: list[str] = []
+        if "database_url" not in self.model_fields_set:
+            # A relative SQLite file inside a container's writable layer vanishes with it.
+            problems.append(
+                "DATABASE_URL is required in production: set "
+                "postgresql://user:password@host:5432/gatehouse (the default SQLite file under "
+                "./var is for development)"
+            )
+        elif self.is_sqlite and self.gatehouse_role != "all":
+            problems.append(
+                f"DATABASE_URL is SQLite, but GATEHOUSE_ROLE={self.gatehouse_role} shares its "
+                "database with the other role's processes: use PostgreSQL"
+            )
+        password = urlsplit(self.database_url).password
+        if password is not None and password.lower() in PLACEHOLDER_PASSWORDS:
+            problems.append(
+                "DATABASE_URL uses the placeholder password from .env.example: set "
+                "POSTGRES_PASSWORD to a random value (openssl rand -hex 24) and restart"
+            )
+        if self.gatehouse_role == "mcp" and "auth_issuer_url" in self._derived:
+            problems.append(
+                "AUTH_ISSUER_URL is required with GATEHOUSE_ROLE=mcp in production: set it to "
+                "the auth service's PUBLIC_URL (the same as PUBLIC_URL when one proxy serves "
+                "both roles)"
+            )
+        if self.gatehouse_role != "mcp" and self.auth_issuer_url != self.public_url:
+            problems.append(
+                f"AUTH_ISSUER_URL only applies to GATEHOUSE_ROLE=mcp; with "
+                f"GATEHOUSE_ROLE={self.gatehouse_role} the issuer is PUBLIC_URL: "
+                "unset AUTH_ISSUER_URL"
+            )
+        return problems
+
+    def warnings(self) -> list[str]:
+        """Settings that work but deserve a second look; `gatehouse serve` prints them."""
+        notes: list[str] = []
+        if self.forwarded_allow_ips.strip() == "*":
+            notes.append(
+                "FORWARDED_ALLOW_IPS='*' trusts X-Forwarded-For/-Proto from anyone who can "
+                "reach this port (client IPs drive the sign-in limits): set it to your proxy's "
+                "address unless only the proxy can reach Gatehouse"
+            )
+        if self.is_production and self.is_sqlite:
+            notes.append(
+                "DATABASE_URL is SQLite: one process on one host only (no --workers, no "
+                "replicas); keep the file on a volume and back it up, or use PostgreSQL"
+            )
+        if self.is_production and not self.redis_url:
+            notes.append(
+                "REDIS_URL is not set: rate limits are counted per process; set it when "
+                "running more than one replica"
+            )
+        return notes
 
     def _secret_path(self, name: str) -> Path:
         return self.var_dir / name

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -20,6 +20,9 @@ from app.auth.deps import SignInRequired, sign_in_url
 from app.auth.router import router as auth_router
 from app.body_limit import BodyLimit
 from app.config import Settings, load_settings
+from app.connectors.base import Connector
+from app.connectors.cache import make_cache
+from app.connectors.registry import build_connectors
 from app.cors import PublicCors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     serves_auth = settings.gatehouse_role in ("all", "auth")
     serves_mcp = settings.gatehouse_role in ("all", "mcp")
     envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
+    connectors = build_connectors(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,8 +62,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = sessionmaker
         app.state.rate_limits = RateLimits(settings.redis_url)
         app.state.envelope = envelope
+        app.state.connectors = connectors
+        app.state.connector_cache = make_cache(
+            redis_url=settings.redis_url,
+            zone=settings.connector_cache_tz,
+            fixed_ttl=settings.connector_cache_ttl,
+        )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
+            stack.push_async_callback(app.state.connector_cache.aclose)
+            for connector in connectors.values():
+                stack.push_async_callback(connector.aclose)
             if serves_auth:
                 await _start_authorization_server(app, settings, stack)
             if serves_mcp:
@@ -95,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if serves_auth:
         _install_authorization_server(app)
     if serves_mcp:
-        _install_resource_server(app, settings)
+        _install_resource_server(app, settings, connectors.values())
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
     # /mcp enforces its own, larger limit with a JSON-RPC error.
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
@@ -107,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _install_authorization_server(app: FastAPI) -> None:
     from app.oauth.router import router as oauth_router
+    from app.vault.router import router as vault_router
 
     async def sign_in_required(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, SignInRequired):  # pragma: no cover
@@ -116,6 +130,7 @@ def _install_authorization_server(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.include_router(auth_router)
     app.include_router(oauth_router)
+    app.include_router(vault_router)
 
 
 async def _start_authorization_server(
@@ -163,7 +178,9 @@ async def _purge_periodically(app: FastAPI) -> None:
 # -- the MCP resource server (roles all, mcp) ------------------------------------------------------
 
 
-def _install_resource_server(app: FastAPI, settings: Settings) -> None:
+def _install_resource_server(
+    app: FastAPI, settings: Settings, connectors: Iterable[Connector]
+) -> None:
     from mcp.server.transport_security import TransportSecuritySettings
 
     from app.mcp.deps import McpChallenge, challenge_response
@@ -176,7 +193,7 @@ def _install_resource_server(app: FastAPI, settings: Settings) -> None:
     from app.mcp.router import router as mcp_router
     from app.mcp.server import build_mcp
 
-    mcp = build_mcp()
+    mcp = build_mcp(connectors)
     # Host and Origin are checked by our own dependency, before authentication.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     mcp.server.streamable_http_app(stateless_http=True, transport_security=security)
@@ -232,7 +249,10 @@ async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncE
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         stack.push_async_callback(http.aclose)
         app.state.token_verifier = RemoteTokenVerifier(
-            issuer=settings.auth_issuer_url, audience=settings.mcp_resource, http=http
+            issuer=settings.auth_issuer_url,
+            audience=settings.mcp_resource,
+            http=http,
+            fetch_from=settings.auth_issuer_internal_url,
         )
     feed = RevocationFeed(app.state.sessionmaker, access_token_ttl=settings.access_token_ttl)
     await feed.poll()

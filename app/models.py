@@ -12,12 +12,14 @@ from app.oauth.models import (
     RefreshToken,
     SigningKey,
 )
+from app.vault.models import Credential
 
 __all__ = [
     "AuditEvent",
     "AuthorizationCode",
     "Base",
     "BrowserSession",
+    "Credential",
     "Note",
     "OAuthClient",
     "OAuthConsent",

@@ -8,13 +8,13 @@ import warnings
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, insert, inspect
 from sqlalchemy.exc import IntegrityError
 
 import app.models
-from alembic import command
 from app.auth.models import User
 from app.cli import alembic_config
 from app.db import create_engine, utcnow

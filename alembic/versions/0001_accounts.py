@@ -8,9 +8,9 @@ Create Date: 2026-11-27 19:26:28.966228
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 
 import app.db
-from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None

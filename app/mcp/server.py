@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
 from app import __version__
+
+if TYPE_CHECKING:
+    from app.connectors.base import Connector
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,10 +61,12 @@ class GatehouseMCP:
         return register
 
 
-def build_mcp() -> GatehouseMCP:
+def build_mcp(connectors: Iterable[Connector] = ()) -> GatehouseMCP:
     from app.mcp.tools import notes, whoami
 
     mcp = GatehouseMCP()
     whoami.register(mcp)
     notes.register(mcp)
+    for connector in connectors:
+        connector.register_tools(mcp)
     return mcp

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from app import audit
 from app.auth.deps import CurrentBrowserSession, OptionalBrowserSession, sign_in_url
 from app.config import Settings
+from app.connectors import service as connectors
 from app.db import SessionDep
 from app.errors import AppError, NotFoundError
 from app.oauth import service
@@ -42,6 +43,7 @@ from app.oauth.scopes import BASE_SCOPE, DESCRIPTIONS, WRITE_SCOPE, parse_scope
 from app.oauth.service import ClientProblem
 from app.ratelimit import RateLimits
 from app.security import sign_blob, unsign_blob
+from app.vault import service as vault
 from app.web import PAGE_CSP, CsrfProtected, SettingsDep, client_ip, render
 
 router = APIRouter(tags=["oauth"])
@@ -301,7 +303,17 @@ async def authorize(
         },
         ttl=PENDING_TTL,
     )
-    return _consent_page(request, settings, client, redirect_uri, scopes, pending)
+    missing = await _missing_connectors(request, session, browser.user_id)
+    return _consent_page(request, settings, client, redirect_uri, scopes, pending, missing)
+
+
+async def _missing_connectors(request: Request, session: Any, user_id: uuid.UUID) -> list[Any]:
+    """Enabled connectors the person has no credential for: the consent page can collect them."""
+    enabled = request.app.state.connectors
+    if not enabled:
+        return []
+    stored = await vault.for_user(session, user_id)
+    return [c for name, c in enabled.items() if name not in stored]
 
 
 class _Simple(OAuthError):
@@ -317,8 +329,10 @@ def _consent_page(
     redirect_uri: str,
     scopes: list[str],
     pending: str,
+    missing: list[Any],
     *,
     error: str = "",
+    credential_errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     redirect = urlsplit(redirect_uri)
@@ -337,6 +351,8 @@ def _consent_page(
             "write_scope": WRITE_SCOPE,
             "pending": pending,
             "error": error,
+            "connectors": missing,
+            "credential_errors": credential_errors or {},
         },
         status_code=status_code,
         headers={"Content-Security-Policy": _consent_csp(redirect_uri)},
@@ -394,6 +410,43 @@ async def consent(
     chosen = set(scope or [])
     # `mcp` is always granted; optional scopes only when requested and left ticked.
     granted = [s for s in requested if s == BASE_SCOPE or s in chosen]
+
+    # Credentials asked for on the page: each given one is validated upstream before anything
+    # is issued; any failure shows the page again and keeps nothing.
+    missing = await _missing_connectors(request, session, browser.user_id)
+    form = await request.form()
+    problems: dict[str, str] = {}
+    for connector in missing:
+        value = form.get(f"credential_{connector.name}")
+        if not isinstance(value, str) or not value.strip():
+            continue  # left empty: the tools will ask the person to connect later
+        try:
+            await connectors.connect(
+                session,
+                settings=settings,
+                limits=request.app.state.rate_limits,
+                envelope=request.app.state.envelope,
+                cache=request.app.state.connector_cache,
+                connector=connector,
+                user_id=browser.user_id,
+                secret_text=value,
+                ip=ip,
+            )
+        except connectors.CredentialProblem as exc:
+            problems[connector.name] = str(exc)
+    if problems:
+        await session.rollback()
+        return _consent_page(
+            request,
+            settings,
+            client,
+            redirect_uri,
+            requested,
+            pending,
+            await _missing_connectors(request, session, browser.user_id),
+            credential_errors=problems,
+            status_code=400,
+        )
     code = await service.approve(
         session,
         settings,
