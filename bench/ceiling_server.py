@@ -1,0 +1,70 @@
+"""The ceiling: a raw Starlette endpoint that verifies the same JWT and echoes JSON-RPC.
+
+No MCP machinery at all: bearer check, JSON parse, a whoami-shaped result. Nothing real can be
+faster on this stack, so it shows how much of the budget is HTTP + JWT alone.
+
+    python bench/ceiling_server.py --port 8103 --jwks jwks.json --issuer URL --audience URL/mcp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import uvicorn
+from common import JwtChecker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+def build(args: argparse.Namespace) -> Starlette:
+    checker = JwtChecker(args.jwks, issuer=args.issuer, audience=args.audience)
+
+    async def mcp(request: Request) -> Response:
+        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        claims = checker.verify(token.strip()) if scheme.lower() == "bearer" else None
+        if claims is None or "mcp" not in str(claims.get("scope", "")).split():
+            return JSONResponse({"error": "invalid_token"}, 401)
+        try:
+            message = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"jsonrpc": "2.0", "id": None, "error": {"code": -32700}}, 400)
+        me = {
+            "user_id": claims["sub"],
+            "client_id": claims.get("client_id"),
+            "scopes": sorted(str(claims.get("scope", "")).split()),
+            "protocol_version": request.headers.get("mcp-protocol-version"),
+        }
+        result = {
+            "content": [{"type": "text", "text": json.dumps(me)}],
+            "structuredContent": me,
+            "isError": False,
+        }
+        return JSONResponse({"jsonrpc": "2.0", "id": message.get("id"), "result": result})
+
+    return Starlette(routes=[Route("/mcp", mcp, methods=["POST"])])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8103)
+    parser.add_argument("--jwks", required=True)
+    parser.add_argument("--issuer", required=True)
+    parser.add_argument("--audience", required=True)
+    args = parser.parse_args()
+    uvicorn.run(
+        build(args),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

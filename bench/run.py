@@ -1,0 +1,341 @@
+"""Benchmark one authenticated `tools/call` of `whoami`: Gatehouse vs the peer vs the ceiling.
+
+    .venv/bin/python bench/run.py                      # SQLite, 10 s per run, 16 connections
+    .venv/bin/python bench/run.py --database-url postgresql://postgres@127.0.0.1:5432/bench
+
+Every server runs alone, pinned to core 1 (`taskset -c 1`), one worker; wrk runs on core 0.
+Gatehouse gets a real access token through its own OAuth flow (sign up, register, authorize,
+consent, code exchange with PKCE); the peer and the ceiling verify that same token against
+Gatehouse's published JWKS with the same issuer and audience. Everything listens on 127.0.0.1
+and every load run stops by itself. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HANDSHAKE, MODERN, routing_headers, tools_call_body  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+SERVER_CORE = "1"
+LOAD_CORE = "0"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+PENDING_RE = re.compile(r'name="pending" value="([^"]+)"')
+REDIRECT_URI = "http://127.0.0.1:33418/callback"
+
+LUA = r"""
+wrk.method = "POST"
+wrk.body = [==[%(body)s]==]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["MCP-Protocol-Version"] = "%(version)s"
+%(routing)s
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\nRESULT {"requests":%%d,"duration_us":%%d,"status_errors":%%d,"socket_errors":%%d,' ..
+    '"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"mean_us":%%.1f}\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean))
+end
+"""
+
+
+class Server:
+    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path):
+        self.name, self.port = name, port
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{name} exited early; see {log}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise SystemExit(f"{name} did not start; see {log}")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def get_token(base: str, resource: str) -> str:
+    """The whole OAuth flow, as a browser and a public client would run it."""
+    with httpx.Client(base_url=base, timeout=10) as browser:
+        page = browser.get("/sign-up").text
+        email = f"bench-{secrets.token_hex(4)}@example.com"
+        form = {
+            "email": email,
+            "password": "correct horse battery staple",
+            "name": "Bench User",
+            "csrf_token": CSRF_RE.search(page).group(1),  # type: ignore[union-attr]
+        }
+        assert browser.post("/sign-up", data=form).status_code == 303
+        client = browser.post(
+            "/register",
+            json={
+                "client_name": "Bench Client",
+                "redirect_uris": [REDIRECT_URI],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+            },
+        ).json()
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        params = {
+            "response_type": "code",
+            "client_id": client["client_id"],
+            "redirect_uri": REDIRECT_URI,
+            "state": "bench",
+            "code_challenge": challenge.rstrip(b"=").decode(),
+            "code_challenge_method": "S256",
+            "scope": "mcp mcp:write",
+            "resource": resource,
+        }
+        consent = browser.get("/authorize", params=params)
+        approved = browser.post(
+            "/consent",
+            data={
+                "csrf_token": CSRF_RE.search(consent.text).group(1),  # type: ignore[union-attr]
+                "pending": PENDING_RE.search(consent.text).group(1),  # type: ignore[union-attr]
+                "action": "approve",
+                "scope": "mcp:write",
+            },
+        )
+        query = parse_qs(urlsplit(approved.headers["location"]).query)
+        token = browser.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": query["code"][0],
+                "redirect_uri": REDIRECT_URI,
+                "code_verifier": verifier,
+                "client_id": client["client_id"],
+            },
+        ).json()
+        return str(token["access_token"])
+
+
+def check_once(port: int, token: str, generation: str) -> str:
+    """One request before the load: it must succeed and carry whoami's structured result."""
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/mcp",
+        json=tools_call_body(generation),
+        headers={
+            "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {token}",
+            "MCP-Protocol-Version": generation,
+            **routing_headers(generation),
+        },
+    )
+    text = response.text
+    if response.status_code != 200 or '"structuredContent"' not in text or '"error"' in text:
+        raise SystemExit(f"port {port} {generation}: {response.status_code} {text[:500]}")
+    return response.headers.get("content-type", "")
+
+
+def wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/mcp",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured load before each run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat and take the median")
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--targets", default="gatehouse,peer,ceiling")
+    parser.add_argument("--generations", default=f"{MODERN},{HANDSHAKE}")
+    parser.add_argument(
+        "--serve-args", default="", help="extra arguments for `python -m app serve`"
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    if not shutil.which("wrk") or not shutil.which("taskset"):
+        raise SystemExit("needs wrk and taskset (apt-get install -y wrk util-linux)")
+
+    work = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
+    base = "http://127.0.0.1:8101"
+    audience = f"{base}/mcp"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    gh_env = {
+        **env,
+        "HOST": "127.0.0.1",
+        "PORT": "8101",
+        "PUBLIC_URL": base,
+        "VAR_DIR": str(work / "var"),
+        "DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{work}/gatehouse.db",
+        "GATEHOUSE_ENV": "development",
+    }
+    subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=gh_env, check=True)
+    generations = args.generations.split(",")
+    targets = args.targets.split(",")
+    argv = {
+        "gatehouse": [PYTHON, "-m", "app", "serve", *args.serve_args.split()],
+        "peer": [PYTHON, str(BENCH / "peer_server.py"), "--port", "8102"],
+        "ceiling": [PYTHON, str(BENCH / "ceiling_server.py"), "--port", "8103"],
+    }
+    ports = {"gatehouse": 8101, "peer": 8102, "ceiling": 8103}
+
+    # A real token from Gatehouse's OAuth flow, and the keys the others verify it with.
+    gatehouse = Server("gatehouse", argv["gatehouse"], 8101, gh_env, work / "gatehouse.log")
+    try:
+        token = get_token(base, audience)
+        (work / "jwks.json").write_text(httpx.get(f"{base}/jwks.json").text)
+    finally:
+        gatehouse.stop()
+    shared = ["--jwks", str(work / "jwks.json"), "--issuer", base, "--audience", audience]
+    argv["peer"] += shared
+    argv["ceiling"] += shared
+
+    scripts = {}
+    for generation in generations:
+        body = json.dumps(tools_call_body(generation), separators=(",", ":"))
+        script = work / f"{generation}.lua"
+        routing = "".join(
+            f'wrk.headers["{k}"] = "{v}"\n' for k, v in routing_headers(generation).items()
+        )
+        script.write_text(
+            LUA % {"body": body, "token": token, "version": generation, "routing": routing}
+        )
+        scripts[generation] = script
+
+    results: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in targets}
+    for _round in range(args.rounds):
+        for target in targets:
+            server = Server(target, argv[target], ports[target], gh_env, work / f"{target}.log")
+            try:
+                for generation in generations:
+                    kind = check_once(ports[target], token, generation)
+                    wrk(ports[target], scripts[generation], args.warmup, args.connections)
+                    cpu = server.cpu_seconds()
+                    run = wrk(ports[target], scripts[generation], args.seconds, args.connections)
+                    run["cpu_us_per_request"] = (server.cpu_seconds() - cpu) / run["requests"] * 1e6
+                    run["rss_kib"] = server.rss_kib()
+                    run["content_type"] = kind
+                    results[target].setdefault(generation, {}).setdefault("runs", []).append(run)
+                    print(
+                        f"{target:9} {generation}  {run['rps']:8.0f} req/s  "
+                        f"p50 {run['p50_us'] / 1000:6.2f} ms  p99 {run['p99_us'] / 1000:6.2f} ms  "
+                        f"CPU {run['cpu_us_per_request']:6.0f} µs/req  "
+                        f"RSS {run['rss_kib'] / 1024:5.1f} MiB  errors {run['status_errors']}"
+                        f"/{run['socket_errors']}  ({kind})",
+                        flush=True,
+                    )
+            finally:
+                server.stop()
+
+    def median(target: str, generation: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[target][generation]["runs"])
+
+    print()
+    print(
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s, server on core {SERVER_CORE}, "
+        f"load on core {LOAD_CORE}, median of {args.rounds} round(s)"
+    )
+    print()
+    print(
+        "| generation | server | req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB "
+        "| req/s ÷ peer | p99 ÷ peer | CPU ÷ peer |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for generation in generations:
+        for target in targets:
+            rps, p50, p99, cpu, rss = (
+                median(target, generation, k)
+                for k in ("rps", "p50_us", "p99_us", "cpu_us_per_request", "rss_kib")
+            )
+            ratios = ["–", "–", "–"]
+            if "peer" in results:
+                ratios = [
+                    f"{rps / median('peer', generation, 'rps'):.2f}×",
+                    f"{p99 / median('peer', generation, 'p99_us'):.2f}×",
+                    f"{cpu / median('peer', generation, 'cpu_us_per_request'):.2f}×",
+                ]
+            print(
+                f"| {generation} | {target} | {rps:.0f} | {p50 / 1000:.2f} | {p99 / 1000:.2f} "
+                f"| {cpu:.0f} | {rss / 1024:.1f} | " + " | ".join(ratios) + " |"
+            )
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2
+            )
+        )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
