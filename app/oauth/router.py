@@ -222,6 +222,10 @@ async def authorize(
     try:
         if repeated:
             raise InvalidRequest(f"parameters repeated: {', '.join(repeated)}")
+        # RFC 6749 §4.1.2.1: a missing parameter is invalid_request; another value is
+        # unsupported_response_type.
+        if not params.get("response_type"):
+            raise InvalidRequest("response_type is required (code)")
         if params.get("response_type") != "code":
             raise UnsupportedResponseType("response_type must be code")
         if "authorization_code" not in client.grant_types:

@@ -144,6 +144,16 @@ async def test_response_type_token_redirects_unsupported_response_type(
     assert_redirected_error(await client.get(auth.url()), auth, "unsupported_response_type")
 
 
+async def test_missing_response_type_redirects_invalid_request(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    # RFC 6749 §4.1.2.1: "invalid_request: The request is missing a required parameter".
+    auth = Authorization(public_client["client_id"])
+    params = {k: v for k, v in auth.params().items() if k != "response_type"}
+    response = await client.get("/authorize?" + urlencode(params))
+    assert_redirected_error(response, auth, "invalid_request")
+
+
 async def test_repeated_parameter_redirects_invalid_request(
     client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
 ) -> None:
