@@ -86,6 +86,8 @@ def serve(
     """Serve Gatehouse over HTTP."""
     import uvicorn
 
+    from app.telemetry import log_config
+
     if host:
         os.environ["HOST"] = host
     if port:
@@ -108,6 +110,7 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         log_level="info",
+        log_config=log_config(settings),
     )
 
 

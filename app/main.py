@@ -27,6 +27,7 @@ from app.cors import PublicCors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.ratelimit import RateLimits
+from app.telemetry import instrument_app, instrument_engine, setup_telemetry
 from app.vault.crypto import Envelope, LocalKeyProvider
 from app.web import APP_DIR
 
@@ -51,12 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     serves_auth = settings.gatehouse_role in ("all", "auth")
     serves_mcp = settings.gatehouse_role in ("all", "mcp")
+    telemetry = setup_telemetry(settings)
     envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
     connectors = build_connectors(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
+        instrument_engine(engine, telemetry)
         sessionmaker = create_sessionmaker(engine)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fixed_ttl=settings.connector_cache_ttl,
         )
         async with AsyncExitStack() as stack:
+            stack.callback(telemetry.flush)
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(app.state.connector_cache.aclose)
             for connector in connectors.values():
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.telemetry = telemetry
     install_error_handlers(app)
 
     @app.get("/health", tags=["ops"])
@@ -112,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
     # /mcp enforces its own, larger limit with a JSON-RPC error.
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
+    instrument_app(app, telemetry)
     return app
 
 

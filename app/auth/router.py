@@ -21,6 +21,7 @@ from app.auth.models import BrowserSession
 from app.db import SessionDep
 from app.errors import NotFoundError
 from app.ratelimit import RateLimits
+from app.telemetry import note, signin_failures, traced
 from app.web import (
     CsrfProtected,
     SettingsDep,
@@ -66,6 +67,7 @@ async def sign_up_page(
 
 
 @router.post("/sign-up", response_class=HTMLResponse, dependencies=[CsrfProtected])
+@traced("auth.sign_up")
 async def sign_up(
     request: Request,
     session: SessionDep,
@@ -120,6 +122,7 @@ async def sign_in_page(
 
 
 @router.post("/sign-in", response_class=HTMLResponse, dependencies=[CsrfProtected])
+@traced("auth.sign_in")
 async def sign_in(
     request: Request,
     session: SessionDep,
@@ -141,6 +144,8 @@ async def sign_in(
     ):
         if not verdict.allowed:
             audit.record(session, "signin.throttled", ip=ip, email=_auditable(account_key))
+            note(gatehouse__outcome="failure", gatehouse__reason="throttled")
+            signin_failures.add(1, {"gatehouse.reason": "throttled"})
             minutes = max(1, round(verdict.retry_after / 60))
             return render(
                 request,
@@ -159,13 +164,16 @@ async def sign_in(
         await limits.hit(per_account, "signin-account", account_key)
         await limits.hit(per_ip, "signin-ip", ip)
         known = await service.find_user_by_email(session, email)
+        reason = "disabled" if known and known.disabled_at else "bad_credentials"
+        note(gatehouse__outcome="failure", gatehouse__reason=reason)
+        signin_failures.add(1, {"gatehouse.reason": reason})
         audit.record(
             session,
             "signin.failure",
             user_id=known.id if known else None,
             ip=ip,
             email=_auditable(account_key),
-            reason="disabled" if known and known.disabled_at else "bad_credentials",
+            reason=reason,
         )
         return render(
             request,
@@ -178,6 +186,7 @@ async def sign_in(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip)
+    note(gatehouse__outcome="success", enduser__id=str(user.id))
     return _signed_in_redirect(request, settings, new, safe_next(next))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from app.mcp.context import AuthContext
 from app.oauth.scopes import BASE_SCOPE, SUPPORTED_SCOPES
 from app.oauth.tokens import InvalidAccessToken
+from app.telemetry import challenges
 
 ALL_SCOPES = " ".join(SUPPORTED_SCOPES)
 
@@ -33,6 +34,7 @@ class McpChallenge(Exception):
 
 
 def challenge_response(request: Request, exc: McpChallenge) -> JSONResponse:
+    challenges.add(1, {"http.response.status_code": exc.status_code, "error.type": exc.error or ""})
     settings = request.app.state.settings
     metadata_url = f"{settings.public_url}/.well-known/oauth-protected-resource/mcp"
     parts = []
@@ -52,8 +54,7 @@ def challenge_response(request: Request, exc: McpChallenge) -> JSONResponse:
     )
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def _bearer(header: str | None) -> str | None:
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
@@ -63,6 +64,51 @@ def _bearer(request: Request) -> str | None:
     return token
 
 
+async def authenticate(
+    state: Any, authorization: str | None, needed: frozenset[str] = frozenset({BASE_SCOPE})
+) -> AuthContext:
+    """The one place a bearer token becomes an AuthContext (the dependency and /mcp use it).
+
+    Every call checks the signature (or finds this exact token already verified), iss, aud,
+    exp/nbf, the revocation feed and the scopes; raises McpChallenge when any check fails.
+    """
+    token = _bearer(authorization)
+    if token is None:
+        # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+        raise McpChallenge(401)
+    try:
+        claims = await state.token_verifier.verify(token)
+        user_id = uuid.UUID(claims.subject)
+        grant_id = uuid.UUID(claims.grant_id)
+    except (InvalidAccessToken, ValueError) as exc:
+        description = str(exc) if isinstance(exc, InvalidAccessToken) else "invalid token"
+        raise McpChallenge(401, error="invalid_token", description=description) from exc
+    if not await state.revocation_feed.allows(grant_id=grant_id, user_id=user_id):
+        raise McpChallenge(
+            401, error="invalid_token", description="the grant was revoked or the user disabled"
+        )
+    user = await state.directory.user(user_id)
+    client = await state.directory.client(claims.client_id)
+    if user is None or client is None:
+        raise McpChallenge(401, error="invalid_token", description="unknown user or client")
+    auth = AuthContext(
+        user=user,
+        client=client,
+        scopes=frozenset(claims.scopes),
+        grant_id=grant_id,
+        token_id=claims.token_id,
+        expires_at=claims.expires_at,
+    )
+    missing = needed - auth.scopes
+    if missing:
+        raise McpChallenge(
+            403,
+            error="insufficient_scope",
+            description=f"this needs the scope {' '.join(sorted(missing))}",
+        )
+    return auth
+
+
 def require_mcp_auth(
     *required: str,
 ) -> Callable[[Request], Awaitable[AuthContext]]:
@@ -70,42 +116,7 @@ def require_mcp_auth(
     needed = frozenset(required) | {BASE_SCOPE}
 
     async def dependency(request: Request) -> AuthContext:
-        token = _bearer(request)
-        if token is None:
-            # RFC 6750 §3.1: no error code when the request carried no credentials at all.
-            raise McpChallenge(401)
-        state = request.app.state
-        try:
-            claims = await state.token_verifier.verify(token)
-            user_id = uuid.UUID(claims.subject)
-            grant_id = uuid.UUID(claims.grant_id)
-        except (InvalidAccessToken, ValueError) as exc:
-            description = str(exc) if isinstance(exc, InvalidAccessToken) else "invalid token"
-            raise McpChallenge(401, error="invalid_token", description=description) from exc
-        if not await state.revocation_feed.allows(grant_id=grant_id, user_id=user_id):
-            raise McpChallenge(
-                401, error="invalid_token", description="the grant was revoked or the user disabled"
-            )
-        user = await state.directory.user(user_id)
-        client = await state.directory.client(claims.client_id)
-        if user is None or client is None:
-            raise McpChallenge(401, error="invalid_token", description="unknown user or client")
-        auth = AuthContext(
-            user=user,
-            client=client,
-            scopes=frozenset(claims.scopes),
-            grant_id=grant_id,
-            token_id=claims.token_id,
-            expires_at=claims.expires_at,
-        )
-        missing = needed - auth.scopes
-        if missing:
-            raise McpChallenge(
-                403,
-                error="insufficient_scope",
-                description=f"this needs the scope {' '.join(sorted(missing))}",
-            )
-        return auth
+        return await authenticate(request.app.state, request.headers.get("authorization"), needed)
 
     return dependency
 

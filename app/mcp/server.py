@@ -9,6 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
 from app import __version__
+from app.mcp.observability import CallerAttributes
 
 if TYPE_CHECKING:
     from app.connectors.base import Connector
@@ -28,6 +29,7 @@ class GatehouseMCP:
                 "Tools act for the signed-in Gatehouse user. Write tools need the mcp:write scope."
             ),
             warn_on_duplicate_tools=True,
+            middleware=[CallerAttributes()],
         )
         self.tool_scopes: dict[str, frozenset[str]] = {}
 

@@ -43,6 +43,7 @@ from app.oauth.scopes import BASE_SCOPE, DESCRIPTIONS, WRITE_SCOPE, parse_scope
 from app.oauth.service import ClientProblem
 from app.ratelimit import RateLimits
 from app.security import sign_blob, unsign_blob
+from app.telemetry import note, tokens_issued, traced
 from app.vault import service as vault
 from app.web import PAGE_CSP, CsrfProtected, SettingsDep, client_ip, render
 
@@ -80,6 +81,7 @@ async def jwks(keys: SigningKeysDep) -> JSONResponse:
 
 
 @router.post("/register")
+@traced("oauth.register")
 async def register(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     limits: RateLimits = request.app.state.rate_limits
     ip = client_ip(request) or "unknown"
@@ -100,7 +102,13 @@ async def register(request: Request, session: SessionDep, settings: SettingsDep)
             session, secret_key=settings.secret_key_bytes, metadata=metadata, ip=ip
         )
     except OAuthError as exc:
+        note(gatehouse__outcome="error", error__type=exc.error)
         return exc.response()
+    note(
+        gatehouse__outcome="registered",
+        oauth__client_id=registered.client.client_id,
+        oauth__auth_method=registered.client.token_endpoint_auth_method,
+    )
     return JSONResponse(registration_response(registered), status_code=201, headers=NO_STORE)
 
 
@@ -153,6 +161,7 @@ async def _refuse(
     loopback and app schemes land on the person's own device. Otherwise the error is shown on
     a page, with a link the person may choose to follow back to the app.
     """
+    note(gatehouse__outcome="error", error__type=error.error)
     location = _error_location(settings, redirect_uri, error, state)
     trusted = is_native_redirect(redirect_uri) or (
         browser is not None
@@ -182,6 +191,7 @@ def _consent_csp(redirect_uri: str) -> str:
 
 
 @router.get("/authorize")
+@traced("oauth.authorize")
 async def authorize(
     request: Request,
     session: SessionDep,
@@ -216,8 +226,10 @@ async def authorize(
                 "you there."
             )
     except ClientProblem as exc:
+        note(gatehouse__outcome="refused", error__type="invalid_client")
         raise AuthorizationPageError(str(exc)) from exc
 
+    note(oauth__client_id=client.client_id, gatehouse__signed_in=browser is not None)
     state = params.get("state")
     try:
         if repeated:
@@ -260,6 +272,7 @@ async def authorize(
                 _Simple("login_required", "the user is not signed in"),
                 state,
             )
+        note(gatehouse__outcome="sign_in_required")
         return RedirectResponse(sign_in_url(f"{request.url.path}?{request.url.query}"), 303)
 
     remembered = "consent" not in prompt and await service.consent_covers(
@@ -279,6 +292,7 @@ async def authorize(
             ip=client_ip(request),
             redirect_uri_given=redirect_uri_given,
         )
+        note(gatehouse__outcome="consent_remembered")
         return _redirect(redirect_uri, {"code": code, "state": state, "iss": settings.issuer})
     if "none" in prompt:
         return await _refuse(
@@ -308,6 +322,7 @@ async def authorize(
         ttl=PENDING_TTL,
     )
     missing = await _missing_connectors(request, session, browser.user_id)
+    note(gatehouse__outcome="consent_shown")
     return _consent_page(request, settings, client, redirect_uri, scopes, pending, missing)
 
 
@@ -364,6 +379,7 @@ def _consent_page(
 
 
 @router.post("/consent", dependencies=[CsrfProtected])
+@traced("oauth.consent")
 async def consent(
     request: Request,
     session: SessionDep,
@@ -401,6 +417,7 @@ async def consent(
             ip=ip,
             client_id=client.client_id[:200],
         )
+        note(gatehouse__outcome="denied", oauth__client_id=client.client_id)
         # The person chose to go back to the app: this redirect is theirs, not an attacker's.
         return RedirectResponse(
             _error_location(
@@ -439,6 +456,7 @@ async def consent(
         except connectors.CredentialProblem as exc:
             problems[connector.name] = str(exc)
     if problems:
+        note(gatehouse__outcome="credential_rejected")
         await session.rollback()
         return _consent_page(
             request,
@@ -464,6 +482,7 @@ async def consent(
         ip=ip,
         redirect_uri_given=bool(data.get("redirect_uri_given", True)),
     )
+    note(gatehouse__outcome="approved", oauth__scope=" ".join(granted))
     return _redirect(redirect_uri, {"code": code, "state": state, "iss": settings.issuer})
 
 
@@ -493,6 +512,7 @@ def _one(values: dict[str, list[str]], name: str) -> str | None:
 
 
 def _client_error(exc: OAuthError, request: Request) -> JSONResponse:
+    note(gatehouse__outcome="error", error__type=exc.error)
     headers = {}
     if isinstance(exc, InvalidClient) and request.headers.get("authorization"):
         # RFC 6749 §5.2: 401 with the authentication scheme the client used.
@@ -514,6 +534,7 @@ async def _authenticated_client(
 
 
 @router.post("/token")
+@traced("oauth.token")
 async def token(
     request: Request,
     session: SessionDep,
@@ -522,10 +543,12 @@ async def token(
     keys: SigningKeysDep,
 ) -> Response:
     ip = client_ip(request)
+    grant_type: str | None = None
     try:
         values = await _form(request)
-        client = await _authenticated_client(request, session, settings, fetcher, values)
         grant_type = _one(values, "grant_type")
+        note(oauth__grant_type=grant_type)
+        client = await _authenticated_client(request, session, settings, fetcher, values)
         resources = values.get("resource", [])
         if grant_type == "authorization_code":
             result = await service.exchange_code(
@@ -557,10 +580,13 @@ async def token(
             raise UnsupportedGrantType("grant_type must be authorization_code or refresh_token")
     except OAuthError as exc:
         return _client_error(exc, request)
+    note(oauth__client_id=client.client_id)
+    tokens_issued.add(1, {"oauth.grant_type": grant_type or ""})
     return JSONResponse(result.as_json(), headers=NO_STORE)
 
 
 @router.post("/revoke")
+@traced("oauth.revoke")
 async def revoke(
     request: Request,
     session: SessionDep,
@@ -580,6 +606,7 @@ async def revoke(
         session, settings, keys, token_value, _one(values, "token_type_hint")
     )
     # RFC 7009 §2.2: invalid tokens, and tokens of other clients, still get 200.
+    note(gatehouse__outcome="revoked" if grant and grant.client_pk == client.id else "ignored")
     if grant is not None and grant.client_pk == client.id:
         await service.revoke_grant(
             session,
@@ -592,6 +619,7 @@ async def revoke(
 
 
 @router.post("/introspect")
+@traced("oauth.introspect")
 async def introspect(
     request: Request,
     session: SessionDep,
@@ -613,6 +641,7 @@ async def introspect(
     body = await service.introspect(
         session, settings, keys, token_value, _one(values, "token_type_hint"), caller=client
     )
+    note(gatehouse__outcome="active" if body.get("active") else "inactive")
     return JSONResponse(body, headers=NO_STORE)
 
 

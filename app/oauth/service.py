@@ -40,6 +40,7 @@ from app.oauth.registration import clean_display_name
 from app.oauth.scopes import format_scopes, parse_scope
 from app.oauth.tokens import InvalidAccessToken, SigningKeys
 from app.security import constant_time_equals, hash_token, new_token
+from app.telemetry import failed, flow_span, note, outcome, refreshes, reuse_detections
 from app.vault.crypto import DecryptionError, Envelope, Sealed
 
 CODE_PREFIX = "gh_ac_"
@@ -134,10 +135,15 @@ async def resolve_client(
     if len(client_id) > 2048:
         raise ClientProblem("The client_id is too long.")
     if is_cimd_client_id(client_id):
-        try:
-            document = await fetcher.fetch(client_id)
-        except CimdError as exc:
-            raise ClientProblem(f"The client's metadata document could not be used: {exc}") from exc
+        with flow_span("oauth.cimd.fetch", oauth__client_id=client_id) as span:
+            try:
+                document = await fetcher.fetch(client_id)
+            except CimdError as exc:
+                failed(span, "cimd_error", str(exc))
+                raise ClientProblem(
+                    f"The client's metadata document could not be used: {exc}"
+                ) from exc
+            outcome(span, "ok")
         client = await _cimd_client(session, document)
     else:
         found = await find_client(session, client_id)
@@ -483,6 +489,7 @@ async def exchange_code(
         access_scopes=grant.scope_list,
         refresh_token=new_token(REFRESH_PREFIX),
     )
+    note(gatehouse__outcome="issued")
     audit.record(
         session,
         "token.issued",
@@ -498,6 +505,8 @@ async def _code_reused(session: AsyncSession, row: AuthorizationCode, ip: str | 
     # OAuth 2.1 §4.1.3: "If an authorization code is used more than once, the authorization
     # server MUST deny the request and SHOULD revoke (when possible) all access tokens and
     # refresh tokens previously issued based on that authorization code."
+    note(gatehouse__outcome="reuse_revoked")
+    reuse_detections.add(1, {"gatehouse.token.kind": "authorization_code"})
     await revoke_grant(session, row.grant_id, reason="code_reuse", ip=ip)
     await session.commit()
     raise InvalidGrant("the authorization code was already used; its grant is revoked")
@@ -561,6 +570,8 @@ async def refresh(
         )
         _touch(grant, now)
         _touch(client, now)
+        note(gatehouse__outcome="rotated")
+        refreshes.add(1, {"gatehouse.outcome": "rotated"})
         audit.record(
             session,
             "token.refreshed",
@@ -585,6 +596,8 @@ async def refresh(
             scopes=_narrowed(head_row.scopes.split(), scope),
             refresh_token=head_token,
         )
+        note(gatehouse__outcome="grace_replay")
+        refreshes.add(1, {"gatehouse.outcome": "grace_replay"})
         audit.record(
             session,
             "token.refresh_replayed",
@@ -594,6 +607,9 @@ async def refresh(
             grant_id=str(grant.id),
         )
         return response
+    note(gatehouse__outcome="reuse_revoked")
+    refreshes.add(1, {"gatehouse.outcome": "reuse_revoked"})
+    reuse_detections.add(1, {"gatehouse.token.kind": "refresh_token"})
     await revoke_grant(session, grant.id, reason="refresh_reuse", ip=ip, user_id=grant.user_id)
     audit.record(
         session,

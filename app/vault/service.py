@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
 from app.db import utcnow
+from app.telemetry import vault_decrypts
 from app.vault.crypto import DecryptionError, Envelope, Sealed, SecretValue
 from app.vault.models import Credential
 
@@ -75,9 +76,11 @@ async def unseal(envelope: Envelope, row: Credential) -> Unsealed:
         sealed = Sealed.from_bytes(row.sealed)
         secret = await envelope.open_secret(sealed, context=context(row.user_id, row.connector))
     except DecryptionError as exc:
+        vault_decrypts.add(1, {"gatehouse.outcome": "failed"})
         raise CredentialUnreadable(
             f"the stored {row.connector} credential cannot be read; connect it again"
         ) from exc
+    vault_decrypts.add(1, {"gatehouse.outcome": "ok"})
     return Unsealed(secret=secret, generation=row.generation)
 
 

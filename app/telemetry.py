@@ -1,0 +1,355 @@
+"""OpenTelemetry: traces, metrics and logs, configured only by the standard OTEL_* variables.
+
+With no OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT / ..._TRACES_ENDPOINT) nothing is set up:
+the API's no-op providers cost next to nothing. With one, spans go through a batch processor
+and metrics through a periodic reader, over OTLP HTTP/protobuf (gRPC when
+OTEL_EXPORTER_OTLP_PROTOCOL=grpc), both flushed on shutdown. Every span is scrubbed
+(app/scrub.py) on its way out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Span, Status, StatusCode
+
+from app import __version__
+from app.scrub import scrub_attributes, scrub_text
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+tracer = trace.get_tracer("gatehouse", __version__)
+meter = metrics.get_meter("gatehouse", __version__)
+
+tokens_issued = meter.create_counter(
+    "gatehouse.oauth.tokens_issued", description="Token responses issued, by grant type"
+)
+refreshes = meter.create_counter(
+    "gatehouse.oauth.refreshes", description="Refresh requests, by outcome"
+)
+reuse_detections = meter.create_counter(
+    "gatehouse.oauth.reuse_detections", description="Reused codes or refresh tokens (grant revoked)"
+)
+signin_failures = meter.create_counter(
+    "gatehouse.auth.signin_failures", description="Failed sign-ins, by reason class"
+)
+challenges = meter.create_counter(
+    "gatehouse.mcp.challenges", description="401/403 challenges answered at /mcp"
+)
+vault_decrypts = meter.create_counter(
+    "gatehouse.vault.decrypts", description="Credential decryptions, by outcome"
+)
+mcp_duration = meter.create_histogram(
+    "mcp.server.operation.duration", unit="s", description="MCP method duration"
+)
+tool_duration = meter.create_histogram(
+    "gatehouse.mcp.tool.duration", unit="s", description="MCP tool call duration"
+)
+
+
+def otlp_configured() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+@dataclass
+class Telemetry:
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.tracer_provider is not None
+
+    def flush(self) -> None:
+        """Export what is buffered (at shutdown; the SDK also shuts down at process exit)."""
+        if self.tracer_provider is not None:
+            self.tracer_provider.force_flush()
+        if self.meter_provider is not None:
+            self.meter_provider.force_flush()
+
+
+_installed: Telemetry | None = None
+
+
+def setup_telemetry(settings: Settings) -> Telemetry:
+    """Install the SDK providers once per process (OpenTelemetry's globals are set once)."""
+    global _installed
+    if _installed is not None:
+        return _installed
+    if not otlp_configured():
+        _installed = Telemetry()
+        return _installed
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create(
+        {
+            "service.name": os.environ.get("OTEL_SERVICE_NAME", "gatehouse"),
+            "service.version": __version__,
+            "deployment.environment": settings.gatehouse_env,
+            "deployment.environment.name": settings.gatehouse_env,
+            "gatehouse.role": settings.gatehouse_role,
+        }
+    )
+    grpc = _protocol("TRACES") == "grpc"
+    span_exporter: SpanExporter
+    if grpc:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        span_exporter = GrpcSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter()
+    tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
+    tracer_provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(span_exporter)))
+
+    if _protocol("METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        metric_reader = PeriodicExportingMetricReader(GrpcMetricExporter())
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+    meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+
+    # Outbound calls (upstream APIs, the issuer's JWKS in the mcp role) as client spans.
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
+    _installed = Telemetry(tracer_provider, meter_provider)
+    return _installed
+
+
+def _protocol(signal: str) -> str:
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).lower()
+
+
+def instrument_app(app: FastAPI, telemetry: Telemetry) -> None:
+    if not telemetry.enabled:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        excluded_urls="/health,/ready,/static/.*",
+    )
+
+
+def instrument_engine(engine: AsyncEngine, telemetry: Telemetry) -> None:
+    if not telemetry.enabled:
+        return
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(
+        engine=engine.sync_engine,
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        enable_commenter=False,
+    )
+
+
+# -- spans for the flows ---------------------------------------------------------------------------
+
+
+@contextmanager
+def flow_span(name: str, **attributes: str | int | bool | None) -> Iterator[Span]:
+    """A span for one step of an auth flow; set `gatehouse.outcome` on it before it ends."""
+    clean = {k.replace("__", "."): v for k, v in attributes.items() if v is not None}
+    with tracer.start_as_current_span(name, attributes=clean) as span:
+        yield span
+
+
+def outcome(span: Span, value: str, **attributes: str | int | bool | None) -> None:
+    span.set_attribute("gatehouse.outcome", value)
+    for key, item in attributes.items():
+        if item is not None:
+            span.set_attribute(key.replace("__", "."), item)
+
+
+def failed(span: Span, error: str, description: str | None = None) -> None:
+    span.set_attribute("gatehouse.outcome", "error")
+    span.set_attribute("error.type", error)
+    span.set_status(Status(StatusCode.ERROR, description))
+
+
+def current_span() -> Span:
+    return trace.get_current_span()
+
+
+def note(**attributes: str | int | bool | None) -> None:
+    """Add attributes to the current span (outcome, error code, client id...)."""
+    span = trace.get_current_span()
+    for key, value in attributes.items():
+        if value is not None:
+            span.set_attribute(key.replace("__", "."), value)
+
+
+def traced(name: str) -> Callable[[F], F]:
+    """Run a route in a span named `name`; its outcome defaults from the response status."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with tracer.start_as_current_span(name) as span:
+                try:
+                    response = await fn(*args, **kwargs)
+                except Exception as exc:
+                    failed(span, type(exc).__name__)
+                    raise
+                status = getattr(response, "status_code", 200)
+                span.set_attribute("http.response.status_code", status)
+                if "gatehouse.outcome" not in (getattr(span, "attributes", None) or {}):
+                    span.set_attribute("gatehouse.outcome", "ok" if status < 400 else "error")
+                return response
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+# -- export with scrubbing ---------------------------------------------------------------------
+
+
+class ScrubbingSpanExporter(SpanExporter):
+    """Wraps an exporter; every span is rebuilt with scrubbed attributes, events and status."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([_scrubbed(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def _scrubbed(span: ReadableSpan) -> ReadableSpan:
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+
+    events = [
+        Event(event.name, scrub_attributes(event.attributes), event.timestamp)
+        for event in span.events
+    ]
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, scrub_text(status.description))
+    return ReadableSpan(
+        name=scrub_text(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=scrub_attributes(span.attributes),
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the trace and span of the request that logged it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": scrub_text(record.getMessage()),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = format(context.trace_id, "032x")
+            entry["span_id"] = format(context.span_id, "016x")
+        if record.exc_info:
+            entry["exception"] = scrub_text(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for development, scrubbed like everything else."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = scrub_text(super().format(record))
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            line += f" [trace={format(context.trace_id, '032x')}]"
+        return line
+
+
+def log_config(settings: Settings) -> dict[str, Any]:
+    """A logging dictConfig for uvicorn and the app: JSON in production, text in development."""
+    style = os.environ.get("LOG_FORMAT") or ("json" if settings.is_production else "text")
+    formatter = "app.telemetry.JsonFormatter" if style == "json" else "app.telemetry.TextFormatter"
+    handler = {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"main": {"()": formatter}},
+        "handlers": {"main": handler},
+        "root": {"handlers": ["main"], "level": "INFO"},
+        "loggers": {
+            "uvicorn": {"handlers": ["main"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"handlers": ["main"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": ["main"], "level": "INFO", "propagate": False},
+            "sqlalchemy.engine": {"level": "WARNING"},
+            "httpx": {"level": "WARNING"},
+            "mcp": {"level": "WARNING"},
+        },
+    }
