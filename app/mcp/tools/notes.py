@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 
@@ -177,9 +177,15 @@ def register(mcp: GatehouseMCP) -> None:
     )
     async def note_resource(note_id: str, ctx: Context) -> str:
         call = call_context(ctx)
-        note = await _owned(call, _note_id(note_id))
+        try:
+            parsed = uuid.UUID(note_id)
+        except ValueError:
+            parsed = None
+        note = await _owned(call, parsed) if parsed else None
         if note is None:
-            raise ToolError("no note with that id")
+            # A resource handler's anticipated failure is a ResourceError (anything else is a
+            # crash: -32603 and a logged traceback); not found is -32602 (SEP-2164).
+            raise ResourceNotFoundError("no note with that id")
         return f"# {note.title}\n\n{note.body}"
 
     @mcp.server.prompt(
