@@ -64,8 +64,12 @@ class LocalTokenVerifier:
 class RemoteTokenVerifier:
     """Tokens of an external issuer (role `mcp`): its metadata and JWKS, fetched and cached."""
 
-    def __init__(self, *, issuer: str, audience: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, *, issuer: str, audience: str, http: httpx.AsyncClient, fetch_from: str = ""
+    ) -> None:
         self._issuer = issuer
+        # The same issuer reached by another base URL (a private address inside a cluster).
+        self._base = fetch_from or issuer
         self._audience = audience
         self._http = http
         self._keyset: KeySet | None = None
@@ -73,13 +77,16 @@ class RemoteTokenVerifier:
         self._lock = asyncio.Lock()
 
     async def _jwks_uri(self) -> str:
-        response = await self._http.get(f"{self._issuer}/.well-known/oauth-authorization-server")
+        response = await self._http.get(f"{self._base}/.well-known/oauth-authorization-server")
         response.raise_for_status()
         metadata = response.json()
         # RFC 8414 §3.3: the issuer in the metadata MUST be identical to the one we trust.
         if metadata.get("issuer") != self._issuer:
             raise InvalidAccessToken("the issuer's metadata names another issuer")
-        return str(metadata["jwks_uri"])
+        jwks_uri = str(metadata["jwks_uri"])
+        if self._base != self._issuer and jwks_uri.startswith(self._issuer + "/"):
+            jwks_uri = self._base + jwks_uri[len(self._issuer) :]
+        return jwks_uri
 
     async def _refresh(self, *, forced: bool) -> KeySet:
         async with self._lock:
