@@ -14,11 +14,8 @@ from tests.oauth.test_authorize import assert_redirected_error
 async def test_missing_code_challenge_refused(
     client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
 ) -> None:
-    auth = Authorization(public_client["client_id"])
-    params = auth.params()
-    del params["code_challenge"]
-    del params["code_challenge_method"]
-    auth.extra = {}
+    auth = Authorization(public_client["client_id"], method=None)
+    params = {k: v for k, v in auth.params().items() if k != "code_challenge"}
     response = await client.get("/authorize", params=params)
     assert_redirected_error(response, auth, "invalid_request")
 
