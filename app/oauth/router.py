@@ -458,6 +458,13 @@ async def consent(
     if problems:
         note(gatehouse__outcome="credential_rejected")
         await session.rollback()
+        # The rollback expired every loaded object, and an expired attribute read later would
+        # try to load without await (MissingGreenlet): reload what the page reads.
+        await session.refresh(browser)
+        if (user := getattr(request.state, "user", None)) is not None:
+            await session.refresh(user)
+        if client in session:
+            await session.refresh(client)
         return _consent_page(
             request,
             settings,
