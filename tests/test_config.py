@@ -32,6 +32,7 @@ def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("PUBLIC_URL", "https://gatehouse.example")
     monkeypatch.setenv("SECRET_KEY", GOOD_SECRET)
     monkeypatch.setenv("VAULT_KEYS", GOOD_VAULT_KEYS)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://gatehouse@db.example:5432/gatehouse")
     return monkeypatch
 
 
