@@ -211,7 +211,7 @@ def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServe
             stderr=subprocess.STDOUT,
         )
     url = env["PUBLIC_URL"]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # generous: a loaded 2-core machine starts slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text()}")
