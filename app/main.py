@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             stack.callback(telemetry.flush)
             stack.push_async_callback(engine.dispose)
+            stack.push_async_callback(app.state.rate_limits.aclose)
             stack.push_async_callback(app.state.connector_cache.aclose)
             for connector in connectors.values():
                 stack.push_async_callback(connector.aclose)
@@ -240,26 +241,30 @@ def _install_resource_server(
 
 
 async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
+    from app.mcp.token_cache import CachingTokenVerifier
     from app.mcp.verification import (
         Directory,
         LocalTokenVerifier,
         RemoteTokenVerifier,
         RevocationFeed,
+        TokenVerifier,
     )
 
     if settings.gatehouse_role == "all":
-        app.state.token_verifier = LocalTokenVerifier(
+        verifier: TokenVerifier = LocalTokenVerifier(
             app.state.signing_keys, issuer=settings.issuer, audience=settings.mcp_resource
         )
     else:
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         stack.push_async_callback(http.aclose)
-        app.state.token_verifier = RemoteTokenVerifier(
+        verifier = RemoteTokenVerifier(
             issuer=settings.auth_issuer_url,
             audience=settings.mcp_resource,
             http=http,
             fetch_from=settings.auth_issuer_internal_url,
         )
+    # Each distinct token's signature is checked once; exp, revocation and scopes every time.
+    app.state.token_verifier = CachingTokenVerifier(verifier)
     feed = RevocationFeed(app.state.sessionmaker, access_token_ttl=settings.access_token_ttl)
     await feed.poll()
     feed.start()

@@ -33,6 +33,13 @@ class RateLimits:
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)
 
+    async def aclose(self) -> None:
+        """Close Redis connections (the limits package has no public close; reach its client)."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
+
     @staticmethod
     def rule(text: str) -> RateLimitItem:
         return parse(text)

@@ -38,7 +38,7 @@ async def test_sign_up_shows_the_account_and_sign_out_ends_it(
     assert await page.locator("#account-email").text_content() == email
     assert await page.locator(".session-row").count() == 1
 
-    await page.get_by_role("button", name="Sign out", exact=True).first.click()
+    await page.get_by_role("button", name="Sign out of Gatehouse", exact=True).click()
     await page.wait_for_url(live_server.url + "/sign-in")
     assert [c["name"] for c in await context.cookies()] == ["gh_csrf"]
     await page.goto(live_server.url + "/account")
