@@ -82,6 +82,9 @@ def serve(
             help="Proxies whose X-Forwarded-* headers are trusted (comma list, or '*').",
         ),
     ] = None,
+    access_log: Annotated[
+        bool, typer.Option(help="Log one line per request (off saves CPU under heavy load).")
+    ] = True,
 ) -> None:
     """Serve Gatehouse over HTTP."""
     import uvicorn
@@ -111,6 +114,7 @@ def serve(
         server_header=False,
         log_level="info",
         log_config=log_config(settings),
+        access_log=access_log,
     )
 
 
@@ -456,6 +460,16 @@ def vault_rekey(
         after = progress.last_id
         typer.echo(f"re-wrapped {total} so far")
     typer.echo(f"re-wrapped {total} credential(s) under {envelope.provider.active_kid}")
+    # The token signing keys are sealed under the same master keys.
+    from app.oauth.tokens import rewrap_signing_keys
+    from app.vault.crypto import DecryptionError
+
+    try:
+        keys = _with_session(settings, partial(rewrap_signing_keys, envelope=envelope))
+    except DecryptionError:
+        typer.secho("a signing key could not be opened with the configured keys", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"re-wrapped {keys} signing key(s) under {envelope.provider.active_kid}")
     if unreadable:
         typer.secho(
             f"{unreadable} credential(s) could not be opened with the configured keys "

@@ -6,13 +6,16 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from app.config import Settings, is_loopback_host
 from app.mcp.context import SCOPE_KEY, CallContext
-from app.mcp.deps import McpAuth, McpChallenge
+from app.mcp.deps import McpChallenge, authenticate
 from app.oauth.metadata import protected_resource_metadata
 
 router = APIRouter(include_in_schema=False)
@@ -40,15 +43,19 @@ def allowed_origins(settings: Settings) -> frozenset[str]:
     return frozenset(o.rstrip("/").lower() for o in origins)
 
 
-def guard_host_and_origin(request: Request) -> None:
+def check_host_and_origin(state: Any, headers: Headers) -> None:
     """DNS-rebinding protection (MCP "Security Warning": servers MUST validate Origin)."""
-    state = request.app.state
-    origin = request.headers.get("origin")
+    origin = headers.get("origin")
     if origin is not None and origin.rstrip("/").lower() not in state.mcp_origins:
         raise McpOriginRefused(403, "this origin may not use the MCP endpoint")
-    host = (request.headers.get("host") or "").lower()
+    host = (headers.get("host") or "").lower()
     if host not in state.mcp_hosts:
         raise McpOriginRefused(421, "this host name is not served here")
+
+
+async def guard_host_and_origin(request: Request) -> None:
+    """The same check as a FastAPI dependency, for routes other than /mcp itself."""
+    check_host_and_origin(request.app.state, request.headers)
 
 
 class McpOriginRefused(Exception):
@@ -71,7 +78,7 @@ async def _read_body(request: Request) -> bytes:
         raise BodyTooLarge()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # ClientDisconnect when the client went away
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise BodyTooLarge()
@@ -118,43 +125,60 @@ class SdkResponse(Response):
         await self._handler(scope, replay, send)
 
 
-@router.api_route(
-    "/mcp", methods=["GET", "POST", "DELETE"], dependencies=[Depends(guard_host_and_origin)]
-)
-@router.api_route(
-    "/mcp/", methods=["GET", "POST", "DELETE"], dependencies=[Depends(guard_host_and_origin)]
-)
-async def mcp_endpoint(request: Request, auth: McpAuth) -> Response:
-    state = request.app.state
-    body: bytes | None = None
-    if request.method == "POST":
-        try:
-            body = await _read_body(request)
-        except BodyTooLarge:
-            return jsonrpc_error(413, -32600, "request body too large")
-        try:
-            message = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return jsonrpc_error(400, -32700, "Parse error")
-        for name in _tool_calls(message):
-            missing = state.mcp.tool_scopes.get(name, frozenset()) - auth.scopes
-            if missing:
-                raise McpChallenge(
-                    403,
-                    error="insufficient_scope",
-                    description=f"the tool {name} needs the scope {' '.join(sorted(missing))}",
-                )
-    call = CallContext(
-        auth=auth,
-        settings=state.settings,
-        sessionmaker=state.sessionmaker,
-        protocol_version=request.headers.get(PROTOCOL_HEADER),
-        app_state=state,
-    )
-    accept = request.headers.get("accept", "")
-    wants_sse = "text/event-stream" in accept or "*/*" in accept or "text/*" in accept
-    manager = state.mcp_sse_manager if wants_sse else state.mcp_json_manager
-    return SdkResponse(manager.handle_request, body, call)
+class McpEndpoint:
+    """/mcp as a plain ASGI endpoint: the same checks as before, without FastAPI's per-request
+    dependency solving and validation (measured in docs/PERFORMANCE.md).
+
+    Order: Host/Origin, then `authenticate` (the function behind `McpAuth`), then the body and
+    the per-tool scopes, then the SDK. McpOriginRefused and McpChallenge propagate to the app's
+    exception handlers exactly as they did from the dependencies.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        state = request.app.state
+        headers = request.headers
+        check_host_and_origin(state, headers)
+        auth = await authenticate(state, headers.get("authorization"))
+        body: bytes | None = None
+        if request.method == "POST":
+            try:
+                body = await _read_body(request)
+            except BodyTooLarge:
+                await jsonrpc_error(413, -32600, "request body too large")(scope, receive, send)
+                return
+            except ClientDisconnect:
+                return  # nobody is listening for an answer
+            try:
+                message = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                await jsonrpc_error(400, -32700, "Parse error")(scope, receive, send)
+                return
+            for name in _tool_calls(message):
+                missing = state.mcp.tool_scopes.get(name, frozenset()) - auth.scopes
+                if missing:
+                    raise McpChallenge(
+                        403,
+                        error="insufficient_scope",
+                        description=f"the tool {name} needs the scope {' '.join(sorted(missing))}",
+                    )
+        call = CallContext(
+            auth=auth,
+            settings=state.settings,
+            sessionmaker=state.sessionmaker,
+            protocol_version=headers.get(PROTOCOL_HEADER),
+            app_state=state,
+        )
+        accept = headers.get("accept", "")
+        wants_sse = "text/event-stream" in accept or "*/*" in accept or "text/*" in accept
+        manager = state.mcp_sse_manager if wants_sse else state.mcp_json_manager
+        await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
+
+
+MCP_METHODS = ["GET", "POST", "DELETE"]
+mcp_endpoint = McpEndpoint()
+router.routes.append(Route("/mcp", mcp_endpoint, methods=MCP_METHODS))
+router.routes.append(Route("/mcp/", mcp_endpoint, methods=MCP_METHODS))
 
 
 @metadata_router.get("/.well-known/oauth-protected-resource")
