@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UUIDPrimaryKey, utcnow
@@ -15,7 +15,10 @@ class Credential(UUIDPrimaryKey, Base):
     __tablename__ = "credentials"
     __table_args__ = (UniqueConstraint("user_id", "connector"),)
 
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The type is spelled out: taken from the foreign key, it is unknown in a process that has
+    # not imported the users model (the CLI's `vault rekey`), and SQLite then hands back the raw
+    # hex string, which is not the user id the AAD was sealed with.
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     connector: Mapped[str] = mapped_column(String(64))
     # Sealed.to_bytes(): format version, master key id, wrapped data key, nonce, ciphertext.
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
