@@ -291,6 +291,31 @@ async def create_signing_key(session: AsyncSession, envelope: Envelope) -> Signi
     return row
 
 
+async def rewrap_signing_keys(session: AsyncSession, envelope: Envelope) -> int:
+    """Re-wrap the signing keys' data keys under the active vault master key (`vault rekey`).
+
+    Without this, removing an old VAULT_KEYS entry would leave the signing keys unreadable.
+    """
+    rows = (
+        await session.execute(
+            select(SigningKey).where(SigningKey.sealed_kid != envelope.provider.active_kid)
+        )
+    ).scalars()
+    count = 0
+    for row in rows:
+        sealed = Sealed(
+            kid=row.sealed_kid,
+            wrapped_key=row.sealed_key,
+            nonce=row.sealed_nonce,
+            ciphertext=row.sealed_private,
+            version=row.sealed_version,
+        )
+        new = await envelope.rewrap(sealed, context=_context(row.kid))
+        row.sealed_kid, row.sealed_key = new.kid, new.wrapped_key
+        count += 1
+    return count
+
+
 async def rotate_signing_key(
     session: AsyncSession, envelope: Envelope
 ) -> tuple[SigningKey, list[str]]:
