@@ -214,6 +214,7 @@ def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServe
     deadline = time.monotonic() + 90  # generous: a loaded 2-core machine starts slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            process.wait()
             raise RuntimeError(f"server exited early:\n{log.read_text()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
@@ -222,6 +223,7 @@ def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServe
             pass
         time.sleep(0.1)
     process.kill()
+    process.wait()
     raise RuntimeError(f"server did not become healthy:\n{log.read_text()}")
 
 
