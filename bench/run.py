@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -65,25 +66,39 @@ end
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str], log: Path):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        env: dict[str, str],
+        log: Path,
+        cwd: Path = ROOT,
+    ):
         self.name, self.port = name, port
+        if _listening(port):
+            raise SystemExit(f"port {port} is already in use: stop whatever listens there first")
         self.log = log.open("w")
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CORE, *argv],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"{name} exited early; see {log}")
             try:
                 httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"{name} exited; see {log}")
                 return
             except httpx.HTTPError:
                 time.sleep(0.2)
+        self.proc.kill()
+        self.proc.wait()
         raise SystemExit(f"{name} did not start; see {log}")
 
     def rss_kib(self) -> int:
@@ -105,6 +120,14 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+        deadline = time.monotonic() + 10
+        while _listening(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def get_token(base: str, resource: str) -> str:
@@ -221,6 +244,20 @@ def main() -> None:
     parser.add_argument(
         "--serve-args", default="", help="extra arguments for `python -m app serve`"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:DIR[:ARGS]",
+        help="another Gatehouse to compare, e.g. a checkout of an older commit: "
+        "`--variant base:/tmp/gh-base` (add NAME to --targets)",
+    )
+    parser.add_argument(
+        "--aggregate",
+        choices=("median", "best"),
+        default="median",
+        help="across rounds: the median, or the best (highest req/s, lowest latency and CPU)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
@@ -248,6 +285,11 @@ def main() -> None:
         "ceiling": [PYTHON, str(BENCH / "ceiling_server.py"), "--port", "8103"],
     }
     ports = {"gatehouse": 8101, "peer": 8102, "ceiling": 8103}
+    cwd = {"gatehouse": ROOT, "peer": ROOT, "ceiling": ROOT}
+    for spec in args.variant:
+        name, directory, *extra = spec.split(":", 2)
+        argv[name] = [PYTHON, "-m", "app", "serve", *(extra[0].split() if extra else [])]
+        ports[name], cwd[name] = 8101, Path(directory)
 
     # A real token from Gatehouse's OAuth flow, and the keys the others verify it with.
     gatehouse = Server("gatehouse", argv["gatehouse"], 8101, gh_env, work / "gatehouse.log")
@@ -282,7 +324,8 @@ def main() -> None:
                     wrk(ports[target], scripts[generation], args.warmup, args.connections)
                     cpu = server.cpu_seconds()
                     run = wrk(ports[target], scripts[generation], args.seconds, args.connections)
-                    run["cpu_us_per_request"] = (server.cpu_seconds() - cpu) / run["requests"] * 1e6
+                    used = server.cpu_seconds() - cpu
+                    run["cpu_us_per_request"] = used / max(run["requests"], 1) * 1e6
                     run["rss_kib"] = server.rss_kib()
                     run["content_type"] = kind
                     results[target].setdefault(generation, {}).setdefault("runs", []).append(run)
@@ -298,12 +341,15 @@ def main() -> None:
                 server.stop()
 
     def median(target: str, generation: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[target][generation]["runs"])
+        values = [r[key] for r in results[target][generation]["runs"]]
+        if args.aggregate == "best":
+            return max(values) if key == "rps" else min(values)
+        return statistics.median(values)
 
     print()
     print(
         f"wrk -t1 -c{args.connections} -d{args.seconds}s, server on core {SERVER_CORE}, "
-        f"load on core {LOAD_CORE}, median of {args.rounds} round(s)"
+        f"load on core {LOAD_CORE}, {args.aggregate} of {args.rounds} round(s)"
     )
     print()
     print(
