@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 MAX_REDIRECT_URI_LENGTH = 2000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
@@ -132,6 +132,15 @@ def find_registered(registered: list[str], presented: str) -> str | None:
         if redirect_uri_matches(candidate, presented):
             return candidate
     return None
+
+
+def loopback_without_port(uri: str) -> str:
+    """A loopback http URI with its port removed; any other URI unchanged."""
+    if not _is_loopback_http(uri) or not _port_ok(uri) or urlsplit(uri).port is None:
+        return uri
+    parts = urlsplit(uri)
+    host = _host(parts.netloc)
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def is_native_redirect(uri: str) -> bool:

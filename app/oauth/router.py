@@ -365,6 +365,7 @@ def _consent_page(
             else None,
             "redirect_host": redirect.hostname or f"{redirect.scheme}:",
             "redirect_scheme": redirect.scheme,
+            "native_redirect": is_native_redirect(redirect_uri),
             "scopes": [(s, DESCRIPTIONS[s]) for s in scopes],
             "base_scope": BASE_SCOPE,
             "write_scope": WRITE_SCOPE,

@@ -35,7 +35,7 @@ from app.oauth.models import (
     SigningKey,
 )
 from app.oauth.pkce import verifier_matches
-from app.oauth.redirect_uris import redirect_uri_problem
+from app.oauth.redirect_uris import loopback_without_port, redirect_uri_problem
 from app.oauth.registration import clean_display_name
 from app.oauth.scopes import format_scopes, parse_scope
 from app.oauth.tokens import InvalidAccessToken, SigningKeys
@@ -239,6 +239,15 @@ def check_client_scope(client: OAuthClient, scopes: list[str]) -> None:
             raise InvalidScope(f"this client was registered without the scope {' '.join(extra)}")
 
 
+def consent_key(redirect_uri: str) -> str:
+    """The redirect URI as consent remembers it: a loopback URI without its port.
+
+    Native clients pick a new ephemeral port for each connection (RFC 8252 §7.3); the person
+    approved the app on their device, not one port of it.
+    """
+    return loopback_without_port(redirect_uri)
+
+
 async def consent_covers(
     session: AsyncSession,
     *,
@@ -250,7 +259,7 @@ async def consent_covers(
     stmt = select(OAuthConsent).where(
         OAuthConsent.user_id == user_id,
         OAuthConsent.client_pk == client.id,
-        OAuthConsent.redirect_uri == redirect_uri,
+        OAuthConsent.redirect_uri == consent_key(redirect_uri),
     )
     consent = (await session.execute(stmt)).scalar_one_or_none()
     return consent is not None and set(scopes) <= set(consent.scopes.split())
@@ -267,7 +276,7 @@ async def _remember_consent(
     stmt = select(OAuthConsent).where(
         OAuthConsent.user_id == user_id,
         OAuthConsent.client_pk == client.id,
-        OAuthConsent.redirect_uri == redirect_uri,
+        OAuthConsent.redirect_uri == consent_key(redirect_uri),
     )
     consent = (await session.execute(stmt)).scalar_one_or_none()
     if consent is None:
@@ -275,7 +284,7 @@ async def _remember_consent(
             OAuthConsent(
                 user_id=user_id,
                 client_pk=client.id,
-                redirect_uri=redirect_uri,
+                redirect_uri=consent_key(redirect_uri),
                 scopes=format_scopes(scopes),
             )
         )

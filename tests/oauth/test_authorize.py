@@ -285,13 +285,27 @@ async def test_new_scope_asks_again(
 
 
 async def test_other_redirect_uri_asks_again(client: httpx.AsyncClient, user: str) -> None:
+    registration = await register(
+        client, redirect_uris=["http://127.0.0.1/callback", "http://127.0.0.1/other"]
+    )
+    first = Authorization(registration["client_id"], redirect_uri="http://127.0.0.1:4000/callback")
+    await authorize_code(client, first)
+    second = Authorization(registration["client_id"], redirect_uri="http://127.0.0.1:4000/other")
+    response = await client.get(second.url())
+    assert response.status_code == 200
+    assert 'name="pending"' in response.text
+
+
+async def test_consent_covers_a_new_loopback_port(client: httpx.AsyncClient, user: str) -> None:
+    # RFC 8252 §7.3: native apps take a fresh ephemeral port each time; the person approved the
+    # app on their device, so a new port is not a new approval.
     registration = await register(client, redirect_uris=["http://127.0.0.1/callback"])
     first = Authorization(registration["client_id"], redirect_uri="http://127.0.0.1:4000/callback")
     await authorize_code(client, first)
     second = Authorization(registration["client_id"], redirect_uri="http://127.0.0.1:4001/callback")
-    response = await client.get(second.url())
-    assert response.status_code == 200
-    assert 'name="pending"' in response.text
+    params = redirect_params(await client.get(second.url()))
+    assert params["state"] == second.state
+    assert (await exchange(client, second, params["code"])).status_code == 200
 
 
 async def test_consent_of_one_user_does_not_cover_another(
