@@ -289,3 +289,23 @@ def client_for(application: FastAPI, client_ip: str = "127.0.0.1") -> httpx.Asyn
     settings: Settings = application.state.settings
     transport = httpx.ASGITransport(app=application, client=(client_ip, 50000))
     return httpx.AsyncClient(transport=transport, base_url=settings.public_url)
+
+
+# -- Redis ------------------------------------------------------------------------------------------
+
+# Databases the tests use on the Redis at 127.0.0.1:6379; emptied when a test session starts so
+# counters left by an earlier run (rate limits, cache entries) cannot change this run's results.
+TEST_REDIS_DATABASES = (11, 13)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_test_redis_databases() -> None:
+    import redis
+
+    for db in TEST_REDIS_DATABASES:
+        try:
+            client = redis.Redis(host="127.0.0.1", port=6379, db=db, socket_timeout=2)
+            client.flushdb()
+            client.close()
+        except redis.RedisError:
+            return  # no Redis here: the tests that need it say so themselves

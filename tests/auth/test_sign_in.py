@@ -355,7 +355,7 @@ async def test_a_lock_out_is_shared_by_replicas_through_redis(
     settings = make_settings(
         backend,
         tmp_path,
-        redis_url="redis://127.0.0.1:6379/0",
+        redis_url="redis://127.0.0.1:6379/13",
         signin_limit_account="3 per 15 minutes",
     )
     async with (
