@@ -291,7 +291,7 @@ def client_for(application: FastAPI, client_ip: str = "127.0.0.1") -> httpx.Asyn
     return httpx.AsyncClient(transport=transport, base_url=settings.public_url)
 
 
-# -- Redis ------------------------------------------------------------------------------------------
+# -- Redis ---------------------------------------------------------------------------------------
 
 # Databases the tests use on the Redis at 127.0.0.1:6379; emptied when a test session starts so
 # counters left by an earlier run (rate limits, cache entries) cannot change this run's results.
