@@ -579,16 +579,7 @@ async def refresh(
         )
         _touch(grant, now)
         _touch(client, now)
-        note(gatehouse__outcome="rotated")
-        refreshes.add(1, {"gatehouse.outcome": "rotated"})
-        audit.record(
-            session,
-            "token.refreshed",
-            user_id=grant.user_id,
-            ip=ip,
-            client_id=client.client_id[:200],
-            grant_id=str(grant.id),
-        )
+        _refresh_outcome(session, "rotated", "token.refreshed", grant, client, ip)
         return response
 
     # Another request rotated it first. A retry inside the grace window gets the live head of
@@ -605,31 +596,34 @@ async def refresh(
             scopes=_narrowed(head_row.scopes.split(), scope),
             refresh_token=head_token,
         )
-        note(gatehouse__outcome="grace_replay")
-        refreshes.add(1, {"gatehouse.outcome": "grace_replay"})
-        audit.record(
-            session,
-            "token.refresh_replayed",
-            user_id=grant.user_id,
-            ip=ip,
-            client_id=client.client_id[:200],
-            grant_id=str(grant.id),
-        )
+        _refresh_outcome(session, "grace_replay", "token.refresh_replayed", grant, client, ip)
         return response
-    note(gatehouse__outcome="reuse_revoked")
-    refreshes.add(1, {"gatehouse.outcome": "reuse_revoked"})
     reuse_detections.add(1, {"gatehouse.token.kind": "refresh_token"})
     await revoke_grant(session, grant.id, reason="refresh_reuse", ip=ip, user_id=grant.user_id)
+    _refresh_outcome(session, "reuse_revoked", "token.reuse_detected", grant, client, ip)
+    await session.commit()
+    raise InvalidGrant("the refresh token was already used; its grant is revoked")
+
+
+def _refresh_outcome(
+    session: AsyncSession,
+    outcome: str,
+    audit_kind: str,
+    grant: OAuthGrant,
+    client: OAuthClient,
+    ip: str | None,
+) -> None:
+    """Record how a refresh ended: on its span, in the refresh counter and the audit log."""
+    note(gatehouse__outcome=outcome)
+    refreshes.add(1, {"gatehouse.outcome": outcome})
     audit.record(
         session,
-        "token.reuse_detected",
+        audit_kind,
         user_id=grant.user_id,
         ip=ip,
         client_id=client.client_id[:200],
         grant_id=str(grant.id),
     )
-    await session.commit()
-    raise InvalidGrant("the refresh token was already used; its grant is revoked")
 
 
 def _narrowed(granted: list[str], requested: str | None) -> list[str]:
