@@ -125,6 +125,33 @@ class SdkResponse(Response):
         await self._handler(scope, replay, send)
 
 
+STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
+
+
+def _answers_as_stream(headers: Headers, message: Any) -> bool:
+    """Whether to hand the request to the SSE session manager or the plain-JSON one.
+
+    Streamable HTTP lets the server answer a request with one JSON object or an SSE stream, and
+    the client MUST support both. A stream only carries more when the request can receive
+    notifications (a progress token, a log level) or is subscriptions/listen, so only those go
+    to the SSE manager; everything else skips its task machinery (docs/PERFORMANCE.md). A GET
+    (the stream itself) and a client that does not accept JSON still get SSE.
+    """
+    accept = headers.get("accept", "")
+    if not ("text/event-stream" in accept or "*/*" in accept or "text/*" in accept):
+        return False
+    if message is None or not ("application/json" in accept or "*/*" in accept):
+        return True
+    for item in message if isinstance(message, list) else [message]:
+        if not isinstance(item, dict) or item.get("method") == "subscriptions/listen":
+            return True
+        params = item.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        if isinstance(meta, dict) and any(key in meta for key in STREAM_META_KEYS):
+            return True
+    return False
+
+
 class McpEndpoint:
     """/mcp as a plain ASGI endpoint: the same checks as before, without FastAPI's per-request
     dependency solving and validation (measured in docs/PERFORMANCE.md).
@@ -141,6 +168,7 @@ class McpEndpoint:
         check_host_and_origin(state, headers)
         auth = await authenticate(state, headers.get("authorization"))
         body: bytes | None = None
+        message: Any = None
         if request.method == "POST":
             try:
                 body = await _read_body(request)
@@ -169,9 +197,11 @@ class McpEndpoint:
             protocol_version=headers.get(PROTOCOL_HEADER),
             app_state=state,
         )
-        accept = headers.get("accept", "")
-        wants_sse = "text/event-stream" in accept or "*/*" in accept or "text/*" in accept
-        manager = state.mcp_sse_manager if wants_sse else state.mcp_json_manager
+        manager = (
+            state.mcp_sse_manager
+            if _answers_as_stream(headers, message if body is not None else None)
+            else state.mcp_json_manager
+        )
         await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
 
 

@@ -467,7 +467,28 @@ async def test_accept_without_event_stream_gets_plain_json(
     assert structured(result(response))["email"] == grant.email
 
 
-async def test_accept_with_event_stream_gets_sse(client: httpx.AsyncClient, grant: Grant) -> None:
+async def test_a_request_that_can_receive_progress_gets_sse(
+    client: httpx.AsyncClient, grant: Grant
+) -> None:
+    response = await post_mcp(
+        client,
+        "tools/call",
+        {"name": "whoami", "arguments": {}, "_meta": {"progressToken": "p-1"}},
+        token=grant.access_token,
+        version=LEGACY,
+        accept=BOTH,
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.startswith("event: message")
+    assert structured(result(response))["email"] == grant.email
+
+
+async def test_a_plain_request_gets_json_even_when_sse_is_accepted(
+    client: httpx.AsyncClient, grant: Grant
+) -> None:
+    # Streamable HTTP: the server "MUST either return Content-Type: text/event-stream ... or
+    # Content-Type: application/json"; with nothing to stream, one JSON object is cheaper.
     response = await post_mcp(
         client,
         "tools/call",
@@ -477,6 +498,5 @@ async def test_accept_with_event_stream_gets_sse(client: httpx.AsyncClient, gran
         accept=BOTH,
     )
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/event-stream")
-    assert response.text.startswith("event: message")
+    assert response.headers["content-type"].startswith("application/json")
     assert structured(result(response))["email"] == grant.email

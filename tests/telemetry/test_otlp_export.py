@@ -71,9 +71,12 @@ async def _mcp_call(web: httpx.AsyncClient, token: str, name: str, request_id: i
         headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 200, response.text
-    data = next(
-        json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")
-    )
+    if response.headers["content-type"].startswith("text/event-stream"):
+        data = next(
+            json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")
+        )
+    else:
+        data = response.json()
     return data["result"]
 
 
