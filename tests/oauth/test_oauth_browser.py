@@ -137,7 +137,9 @@ async def test_registered_client_journey(browser: Any, live_server: LiveServer) 
 
         assert await page.locator("#client-name").text_content() == "Browser Test Client"
         assert "unverified" in (await page.locator("#client-domain").text_content() or "")
-        assert await page.locator("#redirect-host").text_content() == "127.0.0.1"
+        assert await page.locator("#redirect-host").text_content() == (
+            "127.0.0.1 (an app on this device)"
+        )
         assert await page.locator('input[name="scope"][value="mcp:write"]').is_checked()
         await page.screenshot(path=SCREENSHOTS / "consent.png", full_page=True)
 
