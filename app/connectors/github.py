@@ -79,11 +79,15 @@ class GitHubConnector:
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable("it could not be reached") from exc
         _raise_for(response)
+        try:
+            response.json()  # decoded once here so a malformed body is an upstream error
+        except ValueError as exc:
+            raise UpstreamUnavailable("it gave an answer that is not JSON") from exc
         return response
 
     async def validate(self, secret: SecretValue) -> str:
         response = await self._get(secret, "/user")
-        login = response.json().get("login")
+        login = _object(response).get("login")
         if not isinstance(login, str) or not login:
             raise UpstreamUnavailable("it gave an unexpected answer")
         return login
@@ -100,7 +104,7 @@ class GitHubConnector:
         )
         async def github_whoami(ctx: Context) -> dict[str, Any]:
             async def fetch(secret: SecretValue) -> dict[str, Any]:
-                user = (await connector._get(secret, "/user")).json()
+                user = _object(await connector._get(secret, "/user"))
                 return {
                     "login": _clip(user.get("login")),
                     "name": _clip(user.get("name")),
@@ -210,6 +214,13 @@ class GitHubConnector:
                 args={"query": query, "page": page, "per_page": per_page},
                 fetch=fetch,
             )
+
+
+def _object(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    if not isinstance(body, dict):
+        raise UpstreamUnavailable("it gave an unexpected answer")
+    return body
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -8,6 +8,7 @@ This middleware runs inside that span and adds `enduser.id` and the OAuth `clien
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -16,8 +17,33 @@ from opentelemetry import trace
 from app.mcp.context import SCOPE_KEY, CallContext
 from app.telemetry import mcp_duration, tool_duration
 
+KNOWN_METHODS = frozenset(
+    {
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "server/discover",
+        "subscriptions/listen",
+        "notifications/initialized",
+        "notifications/cancelled",
+    }
+)
+
 
 class CallerAttributes:
+    def __init__(self, tools: Collection[str]) -> None:
+        self._tools = tools
+
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
@@ -36,10 +62,14 @@ class CallerAttributes:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            attributes: dict[str, str] = {"mcp.method.name": ctx.method}
+            # Metric attributes only ever take values the server defines: a client-chosen
+            # method or tool name would start a new series held in memory for the process's life.
+            method = ctx.method if ctx.method in KNOWN_METHODS else "_other"
+            attributes: dict[str, str] = {"mcp.method.name": method}
             if error:
                 attributes["error.type"] = error
             mcp_duration.record(elapsed, attributes)
             name = ctx.params.get("name") if ctx.params else None
-            if ctx.method == "tools/call" and isinstance(name, str):
-                tool_duration.record(elapsed, {**attributes, "gen_ai.tool.name": name})
+            if method == "tools/call":
+                tool = name if isinstance(name, str) and name in self._tools else "_unknown"
+                tool_duration.record(elapsed, {**attributes, "gen_ai.tool.name": tool})

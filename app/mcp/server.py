@@ -21,6 +21,7 @@ class GatehouseMCP:
     """An MCPServer plus the scope each tool requires (checked before the SDK sees the call)."""
 
     def __init__(self) -> None:
+        self.tool_scopes: dict[str, frozenset[str]] = {}
         self.server = MCPServer(
             name="gatehouse",
             title="Gatehouse",
@@ -29,9 +30,12 @@ class GatehouseMCP:
                 "Tools act for the signed-in Gatehouse user. Write tools need the mcp:write scope."
             ),
             warn_on_duplicate_tools=True,
-            middleware=[CallerAttributes()],
+            # No subscriptions: nothing here publishes change notifications, and a long-lived
+            # listen stream would outlive the token and revocation checks made when it opened.
+            subscriptions=False,
+            # Every registered tool has an entry in tool_scopes (a live view, filled below).
+            middleware=[CallerAttributes(self.tool_scopes.keys())],
         )
-        self.tool_scopes: dict[str, frozenset[str]] = {}
 
     def tool(
         self,

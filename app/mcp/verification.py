@@ -43,6 +43,7 @@ REVOCATION_MAX_AGE = 4.5
 DIRECTORY_TTL = 60.0
 DIRECTORY_SIZE = 10_000
 JWKS_REFRESH_MIN_INTERVAL = 10.0
+JWKS_MAX_AGE = 300.0
 
 
 class TokenVerifier(Protocol):
@@ -107,7 +108,12 @@ class RemoteTokenVerifier:
             return self._keyset
 
     async def verify(self, token: str) -> AccessTokenClaims:
-        keyset = self._keyset or await self._refresh(forced=True)
+        # Re-read the key set now and then even when every kid is known, so a key the issuer
+        # withdraws (say, after a compromise) stops being trusted without a restart.
+        if self._keyset is None or time.monotonic() - self._fetched_at > JWKS_MAX_AGE:
+            keyset = await self._refresh(forced=True)
+        else:
+            keyset = self._keyset
         try:
             return verify_access_token(token, keyset, issuer=self._issuer, audience=self._audience)
         except UnknownKeyId:

@@ -39,6 +39,7 @@ class Receiver:
     raw: list[bytes] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
     metric_names: set[str] = field(default_factory=set)
+    metric_raw: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def named(self, name: str) -> list[Span]:
@@ -83,6 +84,8 @@ def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
                                     )
                                 )
             elif self.path == "/v1/metrics":
+                with receiver.lock:
+                    receiver.metric_raw.append(body)
                 request = ExportMetricsServiceRequest()
                 request.ParseFromString(body)
                 with receiver.lock:

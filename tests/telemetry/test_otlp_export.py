@@ -18,6 +18,7 @@ from tests.helpers import PASSWORD, sign_in, sign_up, unique_email
 from tests.oauth.flow import Authorization, authorize_code, exchange, refresh, register
 from tests.telemetry.otlp_receiver import Receiver, Span, start_receiver
 
+BOGUS_TOOL = "no-such-tool-" + "x" * 64
 MCP_HEADERS = {
     "Accept": "application/json, text/event-stream",
     "MCP-Protocol-Version": "2025-06-18",
@@ -98,6 +99,18 @@ async def journey(traced_server: LiveServer, receiver: Receiver) -> Journey:
         result = await _mcp_call(web, refreshed["access_token"], "whoami", 7)
         user_id = result["structuredContent"]["user_id"]
         await _mcp_call(web, refreshed["access_token"], "notes_list", 8)
+        # A made-up tool name must not become a metric attribute (unbounded series in memory).
+        bogus = await web.post(
+            "/mcp",
+            json={
+                "jsonrpc": "2.0",
+                "id": 9,
+                "method": "tools/call",
+                "params": {"name": BOGUS_TOOL, "arguments": {}},
+            },
+            headers={**MCP_HEADERS, "Authorization": f"Bearer {refreshed['access_token']}"},
+        )
+        assert bogus.status_code in (200, 400)
         # A sign-in failure too, with a known wrong password.
         web.cookies.clear()
         failed = await sign_in(web, email, "wrong-password-known-value")
@@ -242,3 +255,16 @@ async def test_without_an_endpoint_nothing_is_exported_and_nothing_fails(
         assert (await exchange(web, auth, code)).status_code == 200
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in live_server.env
     assert len(receiver.raw) == before
+
+
+async def test_metric_attributes_never_carry_client_chosen_names(journey: Journey) -> None:
+    # Wait (bounded) for a metric export after the bogus call was recorded.
+    deadline = time.monotonic() + 10
+    seen = len(journey.receiver.metric_raw)
+    while len(journey.receiver.metric_raw) < seen + 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    metrics = b"".join(journey.receiver.metric_raw)
+    assert b"gatehouse.mcp.tool.duration" in metrics
+    assert b"whoami" in metrics
+    assert BOGUS_TOOL.encode() not in metrics
+    assert b"_unknown" in metrics
