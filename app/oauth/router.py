@@ -593,6 +593,19 @@ async def token(
     return JSONResponse(result.as_json(), headers=NO_STORE)
 
 
+async def _token_request(
+    request: Request, session: Any, settings: Settings, fetcher: Any
+) -> tuple[OAuthClient, str, str | None]:
+    """The authenticated client, `token` and `token_type_hint` of a revocation or
+    introspection request (RFC 7009 §2.1, RFC 7662 §2.1)."""
+    values = await _form(request)
+    client = await _authenticated_client(request, session, settings, fetcher, values)
+    token_value = _one(values, "token")
+    if not token_value:
+        raise InvalidRequest("token is required")
+    return client, token_value, _one(values, "token_type_hint")
+
+
 @router.post("/revoke")
 @traced("oauth.revoke")
 async def revoke(
@@ -603,16 +616,10 @@ async def revoke(
     keys: SigningKeysDep,
 ) -> Response:
     try:
-        values = await _form(request)
-        client = await _authenticated_client(request, session, settings, fetcher, values)
-        token_value = _one(values, "token")
-        if not token_value:
-            raise InvalidRequest("token is required")
+        client, token_value, hint = await _token_request(request, session, settings, fetcher)
     except OAuthError as exc:
         return _client_error(exc, request)
-    grant, _ = await service.grant_for_token(
-        session, settings, keys, token_value, _one(values, "token_type_hint")
-    )
+    grant, _ = await service.grant_for_token(session, settings, keys, token_value, hint)
     # RFC 7009 §2.2: invalid tokens, and tokens of other clients, still get 200.
     note(gatehouse__outcome="revoked" if grant and grant.client_pk == client.id else "ignored")
     if grant is not None and grant.client_pk == client.id:
@@ -636,19 +643,13 @@ async def introspect(
     keys: SigningKeysDep,
 ) -> Response:
     try:
-        values = await _form(request)
-        client = await _authenticated_client(request, session, settings, fetcher, values)
+        client, token_value, hint = await _token_request(request, session, settings, fetcher)
         if client.is_public:
             # RFC 7662 §2.1: "the endpoint MUST also require some form of authorization".
             raise InvalidClient("introspection needs a confidential client")
-        token_value = _one(values, "token")
-        if not token_value:
-            raise InvalidRequest("token is required")
     except OAuthError as exc:
         return _client_error(exc, request)
-    body = await service.introspect(
-        session, settings, keys, token_value, _one(values, "token_type_hint"), caller=client
-    )
+    body = await service.introspect(session, settings, keys, token_value, hint, caller=client)
     note(gatehouse__outcome="active" if body.get("active") else "inactive")
     return JSONResponse(body, headers=NO_STORE)
 
