@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import uvicorn
-from common import JwtChecker
+from common import JwtChecker, serve
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,22 +47,7 @@ def build(args: argparse.Namespace) -> Starlette:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=8103)
-    parser.add_argument("--jwks", required=True)
-    parser.add_argument("--issuer", required=True)
-    parser.add_argument("--audience", required=True)
-    args = parser.parse_args()
-    uvicorn.run(
-        build(args),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-    )
+    serve(build, default_port=8103)
 
 
 if __name__ == "__main__":

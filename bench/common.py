@@ -7,8 +7,10 @@ iss, aud, exp/nbf with leeway, sub and jti present. No caching.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,25 @@ def tools_call_body(generation: str) -> dict[str, Any]:
 def routing_headers(generation: str) -> dict[str, str]:
     """2026-07-28 mirrors the method and the tool name into headers (the SDK checks they match)."""
     return {"Mcp-Method": "tools/call", "Mcp-Name": "whoami"} if generation == MODERN else {}
+
+
+def serve(build: Callable[[argparse.Namespace], Any], *, default_port: int) -> None:
+    """Parse the comparison servers' shared arguments and serve `build(args)` the same way."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--jwks", required=True)
+    parser.add_argument("--issuer", required=True)
+    parser.add_argument("--audience", required=True)
+    args = parser.parse_args()
+    uvicorn.run(
+        build(args),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-from common import JwtChecker
+from common import JwtChecker, serve
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -77,22 +76,7 @@ def build(args: argparse.Namespace) -> object:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=8102)
-    parser.add_argument("--jwks", required=True)
-    parser.add_argument("--issuer", required=True)
-    parser.add_argument("--audience", required=True)
-    args = parser.parse_args()
-    uvicorn.run(
-        build(args),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-    )
+    serve(build, default_port=8102)
 
 
 if __name__ == "__main__":
