@@ -2,4 +2,6 @@
 
 from app.main import create_app
 
-app = create_app()
+# This module is imported only by a serving process (each uvicorn worker), so it alone freezes
+# its start-up objects (app/main.py, _freeze_startup_objects).
+app = create_app(freeze_after_startup=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterable
@@ -48,7 +49,8 @@ PUBLIC_CORS_PATHS = frozenset(
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, freeze_after_startup: bool = False) -> FastAPI:
+    """The application. `freeze_after_startup` is for the serving process only (`app.asgi`)."""
     settings = settings or load_settings()
     serves_auth = settings.gatehouse_role in ("all", "auth")
     serves_mcp = settings.gatehouse_role in ("all", "mcp")
@@ -82,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await _start_authorization_server(app, settings, stack)
             if serves_mcp:
                 await _start_resource_server(app, settings, stack)
+            if freeze_after_startup:
+                _freeze_startup_objects()
             yield
 
     app = FastAPI(
@@ -120,6 +124,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
     instrument_app(app, telemetry)
     return app
+
+
+def _freeze_startup_objects() -> None:
+    """Keep start-up's objects out of every later full garbage collection.
+
+    A full collection walks every tracked object, and what start-up leaves (modules, routes,
+    pydantic models, SQLAlchemy mappers: ~170 000 objects) never becomes garbage; walking it
+    stalled every in-flight request for ~110 ms, more than once a second under load
+    (docs/PERFORMANCE.md). Collect first so no garbage is frozen (frozen objects are never
+    freed), then move the rest to the permanent generation, which the collector skips.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 # -- the authorization server (roles all, auth) ---------------------------------------------------
