@@ -115,10 +115,11 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
         return JSONResponse({"status": "ok", "database": "ok"})
 
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
-    if serves_auth:
-        _install_authorization_server(app)
+    # The router tries routes in order: /mcp, the hot path, goes before the pages and the AS.
     if serves_mcp:
         _install_resource_server(app, settings, connectors.values())
+    if serves_auth:
+        _install_authorization_server(app)
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
     # /mcp enforces its own, larger limit with a JSON-RPC error.
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
