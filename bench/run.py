@@ -232,6 +232,23 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, An
     return result
 
 
+def record_full_collections(gc_file: Path, runs: list[dict[str, Any]]) -> None:
+    """Add to each run the full collections (bench/gcprobe) that ended inside its window."""
+    if not gc_file.exists():
+        raise SystemExit(f"{gc_file} was not written: the server did not exit cleanly")
+    events = json.loads(gc_file.read_text())
+    for run in runs:
+        start, end = run["window"]
+        pauses = [
+            seconds * 1000
+            for at, generation, seconds in events
+            if generation == 2 and start <= at <= end
+        ]
+        run["gc_full_count"] = len(pauses)
+        run["gc_full_ms_max"] = max(pauses, default=0.0)
+        run["gc_full_ms_total"] = sum(pauses)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
@@ -259,6 +276,12 @@ def main() -> None:
         help="across rounds: the median, or the best (highest req/s, lowest latency and CPU)",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--gc-pauses",
+        action="store_true",
+        help="record each server's garbage collections (bench/gcprobe) and report the full "
+        "ones that fell inside the measured runs",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         raise SystemExit("needs wrk and taskset (apt-get install -y wrk util-linux)")
@@ -315,15 +338,25 @@ def main() -> None:
         scripts[generation] = script
 
     results: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in targets}
-    for _round in range(args.rounds):
+    for round_ in range(args.rounds):
         for target in targets:
-            server = Server(target, argv[target], ports[target], gh_env, work / f"{target}.log")
+            server_env, gc_file = gh_env, work / f"gc-{target}-{round_}.json"
+            if args.gc_pauses:
+                path = os.pathsep.join(
+                    filter(None, [str(BENCH / "gcprobe"), env.get("PYTHONPATH")])
+                )
+                server_env = {**gh_env, "PYTHONPATH": path, "GC_PAUSES_FILE": str(gc_file)}
+            server = Server(target, argv[target], ports[target], server_env, work / f"{target}.log")
+            measured: list[dict[str, Any]] = []
             try:
                 for generation in generations:
                     kind = check_once(ports[target], token, generation)
                     wrk(ports[target], scripts[generation], args.warmup, args.connections)
                     cpu = server.cpu_seconds()
+                    started = time.time()
                     run = wrk(ports[target], scripts[generation], args.seconds, args.connections)
+                    run["window"] = (started, time.time())
+                    measured.append(run)
                     used = server.cpu_seconds() - cpu
                     run["cpu_us_per_request"] = used / max(run["requests"], 1) * 1e6
                     run["rss_kib"] = server.rss_kib()
@@ -339,6 +372,8 @@ def main() -> None:
                     )
             finally:
                 server.stop()
+            if args.gc_pauses:
+                record_full_collections(gc_file, measured)
 
     def median(target: str, generation: str, key: str) -> float:
         values = [r[key] for r in results[target][generation]["runs"]]
@@ -374,6 +409,20 @@ def main() -> None:
                 f"| {generation} | {target} | {rps:.0f} | {p50 / 1000:.2f} | {p99 / 1000:.2f} "
                 f"| {cpu:.0f} | {rss / 1024:.1f} | " + " | ".join(ratios) + " |"
             )
+    if args.gc_pauses:
+        print()
+        print("Full (generation 2) collections inside the measured runs; each one pauses every")
+        print(f"request in flight ({args.aggregate} of {args.rounds} round(s)):")
+        print()
+        print("| generation | server | full collections per run | longest ms | total ms |")
+        print("|---|---|---:|---:|---:|")
+        for generation in generations:
+            for target in targets:
+                count, longest, total = (
+                    statistics.median(r[k] for r in results[target][generation]["runs"])
+                    for k in ("gc_full_count", "gc_full_ms_max", "gc_full_ms_total")
+                )
+                print(f"| {generation} | {target} | {count:.0f} | {longest:.1f} | {total:.0f} |")
     if args.json:
         args.json.write_text(
             json.dumps(
