@@ -346,7 +346,14 @@ def main() -> None:
                     filter(None, [str(BENCH / "gcprobe"), env.get("PYTHONPATH")])
                 )
                 server_env = {**gh_env, "PYTHONPATH": path, "GC_PAUSES_FILE": str(gc_file)}
-            server = Server(target, argv[target], ports[target], server_env, work / f"{target}.log")
+            server = Server(
+                target,
+                argv[target],
+                ports[target],
+                server_env,
+                work / f"{target}.log",
+                cwd=cwd[target],
+            )
             measured: list[dict[str, Any]] = []
             try:
                 for generation in generations:
