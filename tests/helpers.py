@@ -3,6 +3,7 @@ database directly only to check what that surface did (or to let time pass)."""
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from typing import Any
@@ -15,6 +16,9 @@ from app.auth.models import BrowserSession, User
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "correct horse battery staple"
+# A JWT-shaped token whose header is 4000 nested JSON arrays: under every length limit, but too
+# deep for Python's JSON parser, which raises RecursionError rather than ValueError.
+NESTED_HEADER_TOKEN = base64.urlsafe_b64encode(b"[" * 4000).rstrip(b"=").decode() + ".e30.c2ln"
 
 
 def unique_email(tag: str = "user") -> str:

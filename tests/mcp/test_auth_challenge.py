@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.auth import service as accounts
 from app.auth.models import User
 from tests.conftest import Backend, client_for, make_settings, running_app
+from tests.helpers import NESTED_HEADER_TOKEN
 from tests.mcp.support import (
     ALL_SCOPES,
     BOTH,
@@ -91,8 +92,9 @@ async def test_a_genuine_token_is_accepted(client: httpx.AsyncClient, grant: Gra
     assert me["email"] == grant.email
 
 
-async def test_garbage_token_gets_invalid_token(client: httpx.AsyncClient) -> None:
-    response = await whoami(client, "not-a-jwt")
+@pytest.mark.parametrize("token", ["not-a-jwt", NESTED_HEADER_TOKEN], ids=["flat", "nested-header"])
+async def test_garbage_token_gets_invalid_token(client: httpx.AsyncClient, token: str) -> None:
+    response = await whoami(client, token)
     assert response.status_code == 401
     assert challenge(response) == invalid_token("the access token is malformed")
 

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import NESTED_HEADER_TOKEN
 from tests.oauth.flow import register
 from tests.oauth.support import ISSUER, RESOURCE, assert_oauth_error, full_flow, verify_jwt
 from tests.oauth.test_token_endpoint import basic
@@ -105,7 +106,7 @@ async def test_active_refresh_token(
 async def test_unknown_token_is_inactive_and_nothing_else(
     client: httpx.AsyncClient, basic_client: dict[str, Any]
 ) -> None:
-    for token in ("gh_rt_nonsense", "a.b.c"):
+    for token in ("gh_rt_nonsense", "a.b.c", NESTED_HEADER_TOKEN):
         response = await introspect(client, basic_client, token)
         assert response.status_code == 200
         assert response.json() == {"active": False}

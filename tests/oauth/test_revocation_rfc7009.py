@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
+from tests.helpers import NESTED_HEADER_TOKEN
 from tests.oauth.flow import refresh, register
 from tests.oauth.support import assert_oauth_error, full_flow
 
@@ -58,11 +60,14 @@ async def test_revoking_a_rotated_refresh_token_revokes_the_grant(
     assert_oauth_error(again, 400, "invalid_grant")
 
 
+@pytest.mark.parametrize(
+    "token", ["gh_rt_no_such_token", NESTED_HEADER_TOKEN], ids=["unknown", "nested-header"]
+)
 async def test_unknown_token_still_gets_200(
-    client: httpx.AsyncClient, public_client: dict[str, Any]
+    client: httpx.AsyncClient, public_client: dict[str, Any], token: str
 ) -> None:
     # RFC 7009 §2.2: invalid tokens do not cause an error response.
-    response = await revoke(client, public_client["client_id"], "gh_rt_no_such_token")
+    response = await revoke(client, public_client["client_id"], token)
     assert response.status_code == 200
     assert response.content == b""
 
