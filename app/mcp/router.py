@@ -65,11 +65,20 @@ class McpOriginRefused(Exception):
         self.message = message
 
 
-def jsonrpc_error(status_code: int, code: int, message: str) -> JSONResponse:
+def jsonrpc_error(
+    status_code: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}},
         status_code=status_code,
+        headers=headers,
     )
+
+
+def method_not_allowed() -> JSONResponse:
+    # RFC 9110 §15.5.6: a 405 MUST carry Allow.
+    message = "Method Not Allowed: this endpoint takes POST"
+    return jsonrpc_error(405, -32600, message, headers={"Allow": "POST"})
 
 
 async def _read_body(request: Request) -> bytes:
@@ -104,7 +113,7 @@ def _tool_calls(message: Any) -> list[str]:
 class SdkResponse(Response):
     """Hands the request, body already read, to the SDK's Streamable HTTP session manager."""
 
-    def __init__(self, handler: Any, body: bytes | None, call: CallContext) -> None:
+    def __init__(self, handler: Any, body: bytes, call: CallContext) -> None:
         super().__init__()
         self._handler = handler
         self._body = body
@@ -112,17 +121,14 @@ class SdkResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SCOPE_KEY] = self._call
-        replay = receive
-        if self._body is not None:
-            pending = [self._body]
+        pending = [self._body]
 
-            async def replay_body() -> Message:
-                if pending:
-                    return {"type": "http.request", "body": pending.pop(), "more_body": False}
-                return await receive()
+        async def replay_body() -> Message:
+            if pending:
+                return {"type": "http.request", "body": pending.pop(), "more_body": False}
+            return await receive()
 
-            replay = replay_body
-        await self._handler(scope, replay, send)
+        await self._handler(scope, replay_body, send)
 
 
 STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
@@ -134,13 +140,13 @@ def _answers_as_stream(headers: Headers, message: Any) -> bool:
     Streamable HTTP lets the server answer a request with one JSON object or an SSE stream, and
     the client MUST support both. A stream only carries more when the request can receive
     notifications (a progress token, a log level) or is subscriptions/listen, so only those go
-    to the SSE manager; everything else skips its task machinery (docs/PERFORMANCE.md). A GET
-    (the stream itself) and a client that does not accept JSON still get SSE.
+    to the SSE manager; everything else skips its task machinery (docs/PERFORMANCE.md). A
+    client that does not accept JSON still gets SSE.
     """
     accept = headers.get("accept", "")
     if not ("text/event-stream" in accept or "*/*" in accept or "text/*" in accept):
         return False
-    if message is None or not ("application/json" in accept or "*/*" in accept):
+    if not ("application/json" in accept or "*/*" in accept):
         return True
     for item in message if isinstance(message, list) else [message]:
         if not isinstance(item, dict) or item.get("method") == "subscriptions/listen":
@@ -156,9 +162,9 @@ class McpEndpoint:
     """/mcp as a plain ASGI endpoint: the same checks as before, without FastAPI's per-request
     dependency solving and validation (measured in docs/PERFORMANCE.md).
 
-    Order: Host/Origin, then `authenticate` (the function behind `McpAuth`), then the body and
-    the per-tool scopes, then the SDK. McpOriginRefused and McpChallenge propagate to the app's
-    exception handlers exactly as they did from the dependencies.
+    Order: Host/Origin, then `authenticate` (the function behind `McpAuth`) whatever the method,
+    then the body and the per-tool scopes, then the SDK. McpOriginRefused and McpChallenge
+    propagate to the app's exception handlers exactly as they did from the dependencies.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,30 +172,36 @@ class McpEndpoint:
         state = request.app.state
         headers = request.headers
         check_host_and_origin(state, headers)
+        # Every method is authenticated first, so any probe gets the challenge that starts
+        # discovery (RFC 9728 §5.1).
         auth = await authenticate(state, headers.get("authorization"))
-        body: bytes | None = None
-        message: Any = None
-        if request.method == "POST":
-            try:
-                body = await _read_body(request)
-            except BodyTooLarge:
-                await jsonrpc_error(413, -32600, "request body too large")(scope, receive, send)
-                return
-            except ClientDisconnect:
-                return  # nobody is listening for an answer
-            try:
-                message = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                await jsonrpc_error(400, -32700, "Parse error")(scope, receive, send)
-                return
-            for name in _tool_calls(message):
-                missing = state.mcp.tool_scopes.get(name, frozenset()) - auth.scopes
-                if missing:
-                    raise McpChallenge(
-                        403,
-                        error="insufficient_scope",
-                        description=f"the tool {name} needs the scope {' '.join(sorted(missing))}",
-                    )
+        if request.method != "POST":
+            # Streamable HTTP, on a GET: "The server MUST either return Content-Type:
+            # text/event-stream ... or else return HTTP 405 Method Not Allowed". Stateless, we
+            # have nothing to send on a standalone stream, which would stay open past its
+            # token's revocation; DELETE ends a session that was never made.
+            await method_not_allowed()(scope, receive, send)
+            return
+        try:
+            body = await _read_body(request)
+        except BodyTooLarge:
+            await jsonrpc_error(413, -32600, "request body too large")(scope, receive, send)
+            return
+        except ClientDisconnect:
+            return  # nobody is listening for an answer
+        try:
+            message = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
+            await jsonrpc_error(400, -32700, "Parse error")(scope, receive, send)
+            return
+        for name in _tool_calls(message):
+            missing = state.mcp.tool_scopes.get(name, frozenset()) - auth.scopes
+            if missing:
+                raise McpChallenge(
+                    403,
+                    error="insufficient_scope",
+                    description=f"the tool {name} needs the scope {' '.join(sorted(missing))}",
+                )
         call = CallContext(
             auth=auth,
             settings=state.settings,
@@ -199,12 +211,13 @@ class McpEndpoint:
         )
         manager = (
             state.mcp_sse_manager
-            if _answers_as_stream(headers, message if body is not None else None)
+            if _answers_as_stream(headers, message)
             else state.mcp_json_manager
         )
         await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
 
 
+# GET and DELETE are routed here (not refused by the router) so they are authenticated first.
 MCP_METHODS = ["GET", "POST", "DELETE"]
 mcp_endpoint = McpEndpoint()
 router.routes.append(Route("/mcp", mcp_endpoint, methods=MCP_METHODS))

@@ -419,12 +419,15 @@ async def test_streamed_body_over_one_mib_without_a_length_gets_413(
     assert response.json()["error"]["code"] == -32600
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"jsonrpc": "2.0", "id": 1,', b"[" * 100_000],
+    ids=["truncated", "nested-too-deep"],
+)
 async def test_malformed_json_gets_a_jsonrpc_parse_error(
-    client: httpx.AsyncClient, grant: Grant
+    client: httpx.AsyncClient, grant: Grant, body: bytes
 ) -> None:
-    response = await client.post(
-        "/mcp", content=b'{"jsonrpc": "2.0", "id": 1,', headers=_headers(grant.access_token)
-    )
+    response = await client.post("/mcp", content=body, headers=_headers(grant.access_token))
     assert response.status_code == 400
     assert response.json() == {
         "jsonrpc": "2.0",
@@ -434,6 +437,28 @@ async def test_malformed_json_gets_a_jsonrpc_parse_error(
 
 
 # -- the endpoint's shape --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_only_post_is_served_and_other_methods_say_so_after_authentication(
+    client: httpx.AsyncClient, grant: Grant, method: str
+) -> None:
+    # Streamable HTTP: on a GET "the server MUST either return Content-Type: text/event-stream
+    # ... or else return HTTP 405 Method Not Allowed". A stateless server has nothing to send
+    # on a standalone stream, and DELETE ends a session it never made.
+    headers = {"Accept": BOTH, "MCP-Protocol-Version": LEGACY}
+    anonymous = await client.request(method, "/mcp", headers=headers)
+    assert anonymous.status_code == 401
+    assert challenge(anonymous) == {"resource_metadata": PRM, "scope": ALL_SCOPES}
+    headers["Authorization"] = f"Bearer {grant.access_token}"
+    response = await client.request(method, "/mcp", headers=headers)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32600, "message": "Method Not Allowed: this endpoint takes POST"},
+    }
 
 
 @pytest.mark.parametrize("version", [MODERN, LEGACY])
