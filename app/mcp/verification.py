@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -66,15 +67,25 @@ class RemoteTokenVerifier:
     """Tokens of an external issuer (role `mcp`): its metadata and JWKS, fetched and cached."""
 
     def __init__(
-        self, *, issuer: str, audience: str, http: httpx.AsyncClient, fetch_from: str = ""
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        http: httpx.AsyncClient,
+        fetch_from: str = "",
+        min_interval: float = JWKS_REFRESH_MIN_INTERVAL,
+        max_age: float = JWKS_MAX_AGE,
     ) -> None:
         self._issuer = issuer
         # The same issuer reached by another base URL (a private address inside a cluster).
         self._base = fetch_from or issuer
         self._audience = audience
         self._http = http
+        self._min_interval = min_interval
+        self._max_age = max_age
         self._keyset: KeySet | None = None
-        self._fetched_at = 0.0
+        self._fetched_at = -math.inf  # the last successful fetch
+        self._attempted_at = -math.inf  # the last attempt, successful or not
         self._lock = asyncio.Lock()
 
     async def _jwks_uri(self) -> str:
@@ -89,11 +100,15 @@ class RemoteTokenVerifier:
             jwks_uri = self._base + jwks_uri[len(self._issuer) :]
         return jwks_uri
 
-    async def _refresh(self, *, forced: bool) -> KeySet:
+    async def _refresh(self) -> KeySet:
+        """Fetch the key set, at most once per `min_interval` whatever the outcome: an issuer
+        that is down is not asked again by every request that arrives meanwhile."""
         async with self._lock:
-            fresh = time.monotonic() - self._fetched_at < JWKS_REFRESH_MIN_INTERVAL
-            if self._keyset is not None and (fresh or not forced):
+            if time.monotonic() - self._attempted_at < self._min_interval:
+                if self._keyset is None:
+                    raise InvalidAccessToken("the issuer's keys are not available")
                 return self._keyset
+            self._attempted_at = time.monotonic()
             try:
                 response = await self._http.get(await self._jwks_uri())
                 response.raise_for_status()
@@ -109,16 +124,19 @@ class RemoteTokenVerifier:
 
     async def verify(self, token: str) -> AccessTokenClaims:
         # Re-read the key set now and then even when every kid is known, so a key the issuer
-        # withdraws (say, after a compromise) stops being trusted without a restart.
-        if self._keyset is None or time.monotonic() - self._fetched_at > JWKS_MAX_AGE:
-            keyset = await self._refresh(forced=True)
-        else:
-            keyset = self._keyset
+        # withdraws (say, after a compromise) stops being trusted without a restart. While one
+        # request is re-reading it, the others use the keys in hand: a slow or unreachable
+        # issuer must not hold up tokens signed by keys we already have.
+        keyset = self._keyset
+        if keyset is None or (
+            time.monotonic() - self._fetched_at > self._max_age and not self._lock.locked()
+        ):
+            keyset = await self._refresh()
         try:
             return verify_access_token(token, keyset, issuer=self._issuer, audience=self._audience)
         except UnknownKeyId:
             # A new key after rotation: refresh once (rate-limited) and try again.
-            keyset = await self._refresh(forced=True)
+            keyset = await self._refresh()
             return verify_access_token(token, keyset, issuer=self._issuer, audience=self._audience)
 
 
