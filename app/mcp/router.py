@@ -191,7 +191,7 @@ class McpEndpoint:
             return  # nobody is listening for an answer
         try:
             message = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
+        except (ValueError, RecursionError):  # bad JSON or UTF-8; or nested too deep
             await jsonrpc_error(400, -32700, "Parse error")(scope, receive, send)
             return
         for name in _tool_calls(message):

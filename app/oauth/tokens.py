@@ -231,8 +231,7 @@ def _header(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
         value = json.loads(raw)
-    # ValueError covers JSONDecodeError; RecursionError is JSON nested too deep to parse.
-    except (binascii.Error, ValueError, RecursionError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:  # RecursionError: too deep
         raise ValueError("header is not base64url JSON") from exc
     if not isinstance(value, dict):
         raise ValueError("header is not an object")
