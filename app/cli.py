@@ -304,6 +304,38 @@ def clients_list() -> None:
         typer.echo("no clients yet")
 
 
+@clients_cli.command("add-resource-server")
+def clients_add_resource_server(
+    name: Annotated[
+        str, typer.Option(help="Who it is, for `clients list`.")
+    ] = "MCP resource server",
+) -> None:
+    """Register the `mcp` role as a resource server that may introspect access tokens.
+
+    Prints AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET, the two variables
+    to set on the `mcp` role's processes (`>> .env` works); the secret is shown only once.
+    """
+    from app.oauth.registration import register_resource_server
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        registered = await register_resource_server(
+            session, secret_key=settings.secret_key_bytes, name=name.strip()[:200]
+        )
+        return registered.client.client_id, registered.client_secret or ""
+
+    client_id, secret = _with_session(settings, work)
+    typer.echo(f"AUTH_INTROSPECTION_CLIENT_ID={client_id}")
+    typer.echo(f"AUTH_INTROSPECTION_CLIENT_SECRET={secret}")
+    typer.echo(
+        "Set both on the mcp role's processes: they then ask this issuer's /introspect whether "
+        "each token is still active. The secret is shown only once (it is stored hashed); "
+        f"`gatehouse clients revoke {client_id}` withdraws it.",
+        err=True,
+    )
+
+
 @clients_cli.command("revoke")
 def clients_revoke(client_id: Annotated[str, typer.Argument(help="The client_id.")]) -> None:
     """Block a client: its grants are revoked and it can no longer authorize or get tokens."""

@@ -19,7 +19,7 @@ class OAuthClient(UUIDPrimaryKey, Base):
     __tablename__ = "oauth_clients"
 
     client_id: Mapped[str] = mapped_column(String(2048), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "registered" | "cimd"
+    kind: Mapped[str] = mapped_column(String(16))  # "registered" | "cimd" | "resource"
     client_name: Mapped[str] = mapped_column(String(200), default="")
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="none")

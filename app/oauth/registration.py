@@ -18,6 +18,7 @@ from app.security import hash_token, new_token
 
 CLIENT_ID_PREFIX = "gh_c_"
 CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret
+RESOURCE_SERVER_ID_PREFIX = "gh_rs_"
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 MAX_REDIRECT_URIS = 10
@@ -159,6 +160,35 @@ async def register_client(
         client_id=client.client_id,
         client_name=client.client_name,
         auth_method=client.token_endpoint_auth_method,
+    )
+    return Registered(client=client, client_secret=secret)
+
+
+async def register_resource_server(
+    session: AsyncSession, *, secret_key: bytes, name: str
+) -> Registered:
+    """A protected resource that may introspect this server's access tokens (RFC 7662 §2.1),
+    registered by an administrator; it can neither authorize nor obtain tokens."""
+    secret = new_token(CLIENT_SECRET_PREFIX)
+    client = OAuthClient(
+        client_id=new_token(RESOURCE_SERVER_ID_PREFIX)[:40],
+        kind="resource",
+        client_name=name,
+        redirect_uris=[],
+        token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method, not a secret
+        client_secret_hash=hash_token(secret_key, secret, purpose="client-secret"),
+        grant_types=[],
+        response_types=[],
+        client_metadata={},
+    )
+    session.add(client)
+    await session.flush()
+    audit.record(
+        session,
+        "client.registered",
+        client_id=client.client_id,
+        client_name=name,
+        client_kind="resource",
     )
     return Registered(client=client, client_secret=secret)
 

@@ -726,10 +726,14 @@ async def introspect(
 ) -> dict[str, Any]:
     """RFC 7662 §2.2: whether the token is active now, and its claims if it is.
 
-    RFC 7662 §4: a client may only learn about its own tokens; anyone can register a
-    confidential client, so "authenticated" alone must not open every token to inspection.
+    RFC 7662 §4: "the authorization server MUST determine whether or not the token can be used
+    at the protected resource making the introspection call". Anyone can register a confidential
+    client, so an ordinary client learns only about its own tokens; a resource server (registered
+    by an administrator) about every access token minted for our MCP resource, the only audience
+    our keys.verify accepts, and never about refresh tokens, which no resource server sees.
     """
     inactive: dict[str, Any] = {"active": False}
+    is_resource_server = caller.kind == "resource"
     if token.count(".") == 2:
         try:
             claims = await keys.verify(
@@ -740,7 +744,7 @@ async def introspect(
         grant = await session.get(OAuthGrant, uuid.UUID(claims.grant_id))
         if (
             grant is None
-            or grant.client_pk != caller.id
+            or (grant.client_pk != caller.id and not is_resource_server)
             or grant.revoked_at is not None
             or grant.user.disabled_at is not None
         ):
@@ -758,6 +762,8 @@ async def introspect(
             "jti": claims.token_id,
             "gid": claims.grant_id,
         }
+    if is_resource_server:
+        return inactive
     token_hash = hash_token(settings.secret_key_bytes, token, purpose="refresh")
     row = (
         await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
@@ -876,6 +882,7 @@ async def purge(session: AsyncSession, settings: Settings, key_window: timedelta
         "stale_clients",
         delete(OAuthClient).where(
             OAuthClient.last_used_at.is_(None),
+            OAuthClient.kind != "resource",  # an administrator's, used only by introspection
             OAuthClient.created_at < now - timedelta(seconds=settings.registration_unused_ttl),
             ~has_grant,
         ),
