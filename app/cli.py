@@ -137,6 +137,12 @@ def _startup_report(settings: Settings, *, workers: int) -> list[str]:
     if settings.gatehouse_role in ("all", "mcp"):
         lines.append(f"  MCP:         {settings.mcp_resource}")
         lines.append(f"  trusts:      tokens of {settings.auth_issuer_url}")
+        if settings.uses_introspection:
+            client_id = settings.auth_introspection_client_id.strip()
+            revocation = f"the issuer's introspection endpoint, as {client_id}"
+        else:
+            revocation = "polls the database"
+        lines.append(f"  revocation:  {revocation} (a revoked grant is refused within 5 s)")
     lines += [
         f"  database:    {_database_location(settings.database_url)}",
         f"  vault keys:  {len(kids)} loaded, active {kids[0]}"

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # Where the `mcp` role fetches that issuer's metadata and keys when its public URL is not
     # reachable from inside (compose: http://auth:8000). Defaults to AUTH_ISSUER_URL.
     auth_issuer_internal_url: str = ""
+    # The `mcp` role's credentials at that issuer's /introspect (from `gatehouse clients
+    # add-resource-server`). Set: revocation is checked by introspection; unset: by polling the
+    # shared database. Either way a revoked grant is refused within 5 seconds.
+    auth_introspection_client_id: str = ""
+    auth_introspection_client_secret: SecretStr | None = None
     secret_key: SecretStr | None = None
     vault_keys: SecretStr | None = None
     redis_url: str | None = None
@@ -110,7 +115,7 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("secret_key", "vault_keys", mode="before")
+    @field_validator("secret_key", "vault_keys", "auth_introspection_client_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `SECRET_KEY=` (or a compose file's unset `${SECRET_KEY}`) means "not set", never the
@@ -259,6 +264,7 @@ class Settings(BaseSettings):
             ):
                 problems.append("AUTH_ISSUER_URL must be https in production")
             problems.extend(self._production_deployment_problems())
+        problems.extend(self._introspection_problems())
         if problems:
             raise ConfigError("; ".join(problems))
         if self.secret_key is None:
@@ -305,6 +311,34 @@ class Settings(BaseSettings):
             )
         return problems
 
+    @property
+    def uses_introspection(self) -> bool:
+        return self.gatehouse_role == "mcp" and all(self._has_introspection_variables())
+
+    def _has_introspection_variables(self) -> tuple[bool, bool]:
+        return (
+            bool(self.auth_introspection_client_id.strip()),
+            self.auth_introspection_client_secret is not None,
+        )
+
+    def _introspection_problems(self) -> list[str]:
+        has_id, has_secret = self._has_introspection_variables()
+        if self.gatehouse_role == "mcp" and has_id != has_secret:
+            return [
+                "AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET go together: "
+                "set both (printed by `gatehouse clients add-resource-server` on the auth "
+                "service) or neither"
+            ]
+        client_id = self.auth_introspection_client_id.strip()
+        # app.oauth.registration.RESOURCE_SERVER_ID_PREFIX: an ordinary client's credentials
+        # would pass the issuer's check and then learn nothing but "inactive".
+        if self.gatehouse_role == "mcp" and has_id and not client_id.startswith("gh_rs_"):
+            return [
+                f"AUTH_INTROSPECTION_CLIENT_ID={client_id} is not a resource server's id "
+                "(gh_rs_…): use the pair `gatehouse clients add-resource-server` prints"
+            ]
+        return []
+
     def warnings(self) -> list[str]:
         """Settings that work but deserve a second look; `gatehouse serve` prints them."""
         notes: list[str] = []
@@ -313,6 +347,13 @@ class Settings(BaseSettings):
                 "FORWARDED_ALLOW_IPS='*' trusts X-Forwarded-For/-Proto from anyone who can "
                 "reach this port (client IPs drive the sign-in limits): set it to your proxy's "
                 "address unless only the proxy can reach Gatehouse"
+            )
+        if self.gatehouse_role != "mcp" and any(self._has_introspection_variables()):
+            # One env file often serves every role (compose's .env does).
+            notes.append(
+                f"AUTH_INTROSPECTION_CLIENT_ID/_SECRET are ignored with GATEHOUSE_ROLE="
+                f"{self.gatehouse_role}: only the mcp role introspects; this role checks "
+                "its own database"
             )
         if self.is_production and self.is_sqlite:
             notes.append(

@@ -213,10 +213,12 @@ def _install_resource_server(
         McpOriginRefused,
         allowed_hosts,
         allowed_origins,
+        jsonrpc_error,
         metadata_router,
     )
     from app.mcp.router import router as mcp_router
     from app.mcp.server import build_mcp
+    from app.mcp.verification import RevocationUnknown
 
     mcp = build_mcp(connectors)
     # Host and Origin are checked by our own dependency, before authentication.
@@ -241,7 +243,18 @@ def _install_resource_server(
             raise exc
         return JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
+    async def on_revocation_unknown(request: Request, exc: Exception) -> Response:
+        # The token may be fine; the issuer that would say so is not answering. RFC 9110
+        # §15.6.4: 503 with Retry-After, and a JSON-RPC error the client can show.
+        return jsonrpc_error(
+            503,
+            -32603,
+            "the authorization server cannot confirm this token right now; retry shortly",
+            headers={"Retry-After": "5", "Cache-Control": "no-store"},
+        )
+
     app.add_exception_handler(McpChallenge, on_challenge)
+    app.add_exception_handler(RevocationUnknown, on_revocation_unknown)
     app.add_exception_handler(McpOriginRefused, on_origin)
     app.include_router(metadata_router)
     app.include_router(mcp_router)
@@ -262,12 +275,15 @@ async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncE
     from app.mcp.token_cache import CachingTokenVerifier
     from app.mcp.verification import (
         Directory,
+        IntrospectionCheck,
         LocalTokenVerifier,
         RemoteTokenVerifier,
+        RevocationCheck,
         RevocationFeed,
         TokenVerifier,
     )
 
+    check: RevocationCheck | None = None
     if settings.gatehouse_role == "all":
         verifier: TokenVerifier = LocalTokenVerifier(
             app.state.signing_keys, issuer=settings.issuer, audience=settings.mcp_resource
@@ -281,13 +297,27 @@ async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncE
             http=http,
             fetch_from=settings.auth_issuer_internal_url,
         )
+        secret = settings.auth_introspection_client_secret
+        if settings.uses_introspection and secret is not None:
+            introspection = IntrospectionCheck(
+                issuer=settings.auth_issuer_url,
+                http=http,
+                client_id=settings.auth_introspection_client_id.strip(),
+                client_secret=secret.get_secret_value().strip(),
+                fetch_from=settings.auth_issuer_internal_url,
+            )
+            await introspection.check_credentials()
+            stack.push_async_callback(introspection.close)
+            check = introspection
     # Each distinct token's signature is checked once; exp, revocation and scopes every time.
     app.state.token_verifier = CachingTokenVerifier(verifier)
-    feed = RevocationFeed(app.state.sessionmaker, access_token_ttl=settings.access_token_ttl)
-    await feed.poll()
-    feed.start()
-    stack.push_async_callback(feed.stop)
-    app.state.revocation_feed = feed
+    if check is None:
+        feed = RevocationFeed(app.state.sessionmaker, access_token_ttl=settings.access_token_ttl)
+        await feed.poll()
+        feed.start()
+        stack.push_async_callback(feed.stop)
+        check = feed
+    app.state.revocation_check = check
     app.state.directory = Directory(app.state.sessionmaker)
     await stack.enter_async_context(app.state.mcp_sse_manager.run())
     await stack.enter_async_context(app.state.mcp_json_manager.run())

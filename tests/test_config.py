@@ -253,3 +253,57 @@ def test_list_settings_are_read_as_comma_separated_values(
     settings = load_settings()
     assert settings.allowed_hosts == ["a.example", "b.example"]
     assert settings.connectors == ["github"]
+
+
+def test_introspection_credentials_come_in_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEHOUSE_ROLE", "mcp")
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_ID", "gh_rs_abc")
+    message = refusal()
+    assert (
+        "AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET go together" in message
+    )
+    assert "gatehouse clients add-resource-server" in message
+    monkeypatch.delenv("AUTH_INTROSPECTION_CLIENT_ID")
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_SECRET", "gh_cs_secret")
+    assert "go together" in refusal()
+
+
+def test_introspection_credentials_are_ignored_outside_the_mcp_role(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One .env serves every compose service, so auth and all start, with a warning.
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_ID", "gh_rs_abc")
+    for role in ("all", "auth"):
+        monkeypatch.setenv("GATEHOUSE_ROLE", role)
+        settings = load_settings()
+        assert not settings.uses_introspection
+        assert any(
+            f"ignored with GATEHOUSE_ROLE={role}" in warning for warning in settings.warnings()
+        )
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_SECRET", "gh_cs_secret")
+    monkeypatch.setenv("GATEHOUSE_ROLE", "mcp")
+    settings = load_settings()
+    assert settings.uses_introspection
+    assert settings.warnings() == []
+    assert "gh_cs_secret" not in repr(settings)
+
+
+def test_empty_introspection_variables_mean_the_shared_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A compose file passes `${AUTH_INTROSPECTION_CLIENT_ID:-}` through as an empty string.
+    monkeypatch.setenv("GATEHOUSE_ROLE", "mcp")
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_ID", "")
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_SECRET", "")
+    assert not load_settings().uses_introspection
+
+
+def test_introspection_needs_a_resource_servers_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEHOUSE_ROLE", "mcp")
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_ID", "gh_c_an_ordinary_client")
+    monkeypatch.setenv("AUTH_INTROSPECTION_CLIENT_SECRET", "gh_cs_secret")
+    message = refusal()
+    assert (
+        "AUTH_INTROSPECTION_CLIENT_ID=gh_c_an_ordinary_client is not a resource server" in message
+    )
+    assert "gh_cs_secret" not in message

@@ -70,7 +70,7 @@ async def authenticate(
     """The one place a bearer token becomes an AuthContext (the dependency and /mcp use it).
 
     Every call checks the signature (or finds this exact token already verified), iss, aud,
-    exp/nbf, the revocation feed and the scopes; raises McpChallenge when any check fails.
+    exp/nbf, revocation and the scopes; raises McpChallenge when any check fails.
     """
     token = _bearer(authorization)
     if token is None:
@@ -83,7 +83,9 @@ async def authenticate(
     except (InvalidAccessToken, ValueError) as exc:
         description = str(exc) if isinstance(exc, InvalidAccessToken) else "invalid token"
         raise McpChallenge(401, error="invalid_token", description=description) from exc
-    if not await state.revocation_feed.allows(grant_id=grant_id, user_id=user_id):
+    # RevocationUnknown (the issuer cannot be asked) propagates: a 503, not a 401, so that a
+    # client keeps its tokens and retries.
+    if not await state.revocation_check.allows(token, claims):
         raise McpChallenge(
             401, error="invalid_token", description="the grant was revoked or the user disabled"
         )

@@ -2,9 +2,10 @@
 
 - signature and claims: checked locally against the issuer's keys (our database's, or the remote
   issuer's JWKS in the split-out `mcp` role), cached and refreshed on an unknown `kid`;
-- revoked grants and disabled users: a feed polled every REVOCATION_POLL seconds, so a change is
-  seen within 5 seconds; if the feed is ever older than REVOCATION_MAX_AGE the request waits for
-  a fresh poll rather than trust stale data;
+- revoked grants and disabled users: a feed polled from the shared database every
+  REVOCATION_POLL seconds or, in the `mcp` role with introspection credentials, the issuer's
+  answer about each grant, asked again before it is REVOCATION_MAX_AGE old; either way a change
+  is seen within 5 seconds, and an answer older than that is never trusted;
 - who the user and client are: a small cache with a short lifetime.
 """
 
@@ -17,8 +18,10 @@ import math
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import httpx
 from joserfc.jwk import ECKey, KeySet
@@ -47,8 +50,51 @@ JWKS_REFRESH_MIN_INTERVAL = 10.0
 JWKS_MAX_AGE = 300.0
 
 
+INTROSPECTION_REFRESH_AFTER = 2.0
+INTROSPECTION_RETRY_AFTER_FAILURE = 1.0
+INTROSPECTION_CACHE_SIZE = 10_000
+INTROSPECTION_CONCURRENCY = 16
+
+
 class TokenVerifier(Protocol):
     async def verify(self, token: str) -> AccessTokenClaims: ...
+
+
+class RevocationCheck(Protocol):
+    async def allows(self, token: str, claims: AccessTokenClaims) -> bool:
+        """Whether the token's grant is unrevoked and its user enabled, as of 5 s ago at most;
+        raises RevocationUnknown when that cannot be told."""
+        ...
+
+
+class RevocationUnknown(Exception):
+    """Whether a token was revoked cannot be told now (the issuer is unreachable)."""
+
+
+class Issuer:
+    """Where an external issuer's endpoints are, from its RFC 8414 metadata."""
+
+    def __init__(self, *, issuer: str, http: httpx.AsyncClient, fetch_from: str = "") -> None:
+        self.issuer = issuer
+        # The same issuer reached by another base URL (a private address inside a cluster).
+        self._base = fetch_from or issuer
+        self.http = http
+
+    async def endpoint(self, name: str, *, credentials: bool = False) -> str:
+        """The endpoint `name` of the metadata, reached through our base URL. One we send
+        credentials to must be on the issuer itself, wherever the metadata points."""
+        response = await self.http.get(f"{self._base}/.well-known/oauth-authorization-server")
+        response.raise_for_status()
+        metadata = response.json()
+        # RFC 8414 §3.3: the issuer in the metadata MUST be identical to the one we trust.
+        if metadata.get("issuer") != self.issuer:
+            raise InvalidAccessToken("the issuer's metadata names another issuer")
+        url = str(metadata[name])
+        if self._base != self.issuer and url.startswith(self.issuer + "/"):
+            url = self._base + url[len(self.issuer) :]
+        if credentials and not url.startswith(self._base + "/"):
+            raise InvalidAccessToken(f"the issuer's {name} is not on the issuer")
+        return url
 
 
 class LocalTokenVerifier:
@@ -77,8 +123,7 @@ class RemoteTokenVerifier:
         max_age: float = JWKS_MAX_AGE,
     ) -> None:
         self._issuer = issuer
-        # The same issuer reached by another base URL (a private address inside a cluster).
-        self._base = fetch_from or issuer
+        self._metadata = Issuer(issuer=issuer, http=http, fetch_from=fetch_from)
         self._audience = audience
         self._http = http
         self._min_interval = min_interval
@@ -87,18 +132,6 @@ class RemoteTokenVerifier:
         self._fetched_at = -math.inf  # the last successful fetch
         self._attempted_at = -math.inf  # the last attempt, successful or not
         self._lock = asyncio.Lock()
-
-    async def _jwks_uri(self) -> str:
-        response = await self._http.get(f"{self._base}/.well-known/oauth-authorization-server")
-        response.raise_for_status()
-        metadata = response.json()
-        # RFC 8414 §3.3: the issuer in the metadata MUST be identical to the one we trust.
-        if metadata.get("issuer") != self._issuer:
-            raise InvalidAccessToken("the issuer's metadata names another issuer")
-        jwks_uri = str(metadata["jwks_uri"])
-        if self._base != self._issuer and jwks_uri.startswith(self._issuer + "/"):
-            jwks_uri = self._base + jwks_uri[len(self._issuer) :]
-        return jwks_uri
 
     async def _refresh(self) -> KeySet:
         """Fetch the key set, at most once per `min_interval` whatever the outcome: an issuer
@@ -110,7 +143,7 @@ class RemoteTokenVerifier:
                 return self._keyset
             self._attempted_at = time.monotonic()
             try:
-                response = await self._http.get(await self._jwks_uri())
+                response = await self._http.get(await self._metadata.endpoint("jwks_uri"))
                 response.raise_for_status()
                 keys: list[Any] = [ECKey.import_key(jwk) for jwk in response.json()["keys"]]
             except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -174,7 +207,11 @@ class RevocationFeed:
         if time.monotonic() - self._polled_at > REVOCATION_MAX_AGE:
             await self.poll()
 
-    async def allows(self, *, grant_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    async def allows(self, token: str, claims: AccessTokenClaims) -> bool:
+        try:
+            grant_id, user_id = uuid.UUID(claims.grant_id), uuid.UUID(claims.subject)
+        except ValueError:
+            return False
         await self._ensure_fresh()
         return grant_id not in self._revoked and user_id not in self._disabled
 
@@ -192,6 +229,165 @@ class RevocationFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class IntrospectionCheck:
+    """Revocation learned from the issuer's /introspect (RFC 7662), for the `mcp` role.
+
+    What the issuer can say that we cannot check locally (signature, iss, aud and exp are) is
+    whether the grant is revoked or its user disabled, so its answer is remembered per grant:
+    any number of tokens of one grant cost one question. An answer is trusted for
+    REVOCATION_MAX_AGE seconds from the moment the question was sent; once it is
+    INTROSPECTION_REFRESH_AFTER old, the next request still uses it but asks again in the
+    background, so a grant in steady use waits for the issuer once, not every few seconds.
+    Concurrent requests share one question, and at most INTROSPECTION_CONCURRENCY are open at
+    once. A "no" only ever applies to the token it was about (another token of the grant is
+    asked about itself), so a token that expired at the issuer cannot lock out its successor.
+    When the issuer cannot be reached and no answer is young enough: RevocationUnknown, never an
+    answer older than the bound.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        http: httpx.AsyncClient,
+        client_id: str,
+        client_secret: str,
+        fetch_from: str = "",
+        refresh_after: float = INTROSPECTION_REFRESH_AFTER,
+        max_age: float = REVOCATION_MAX_AGE,
+    ) -> None:
+        self._issuer = Issuer(issuer=issuer, http=http, fetch_from=fetch_from)
+        self._http = http
+        # RFC 6749 §2.3.1: client_secret_basic encodes both halves before Base64.
+        self._auth = httpx.BasicAuth(quote(client_id, safe=""), quote(client_secret, safe=""))
+        self._refresh_after = refresh_after
+        self._max_age = max_age
+        self._endpoint = ""
+        self._answers: OrderedDict[str, Answer] = OrderedDict()  # by grant id
+        self._asking: dict[str, asyncio.Task[Answer]] = {}
+        self._open = asyncio.Semaphore(INTROSPECTION_CONCURRENCY)
+        self._failed_at = -math.inf
+
+    async def allows(self, token: str, claims: AccessTokenClaims) -> bool:
+        answer = self._answers.get(claims.grant_id)
+        if answer is not None and answer.applies_to(claims.token_id):
+            age = time.monotonic() - answer.asked_at
+            if age < self._max_age:
+                if age >= self._refresh_after and claims.grant_id not in self._asking:
+                    self._ask(token, claims)
+                return answer.active
+        answer = await asyncio.shield(self._ask(token, claims))
+        if not answer.applies_to(claims.token_id):
+            # The shared question was about another token of the grant, and the answer is no.
+            answer = await asyncio.shield(self._ask(token, claims))
+        return answer.active and answer.applies_to(claims.token_id)
+
+    def _ask(self, token: str, claims: AccessTokenClaims) -> asyncio.Task[Answer]:
+        task = self._asking.get(claims.grant_id)
+        if task is None:
+            task = asyncio.create_task(self._introspect(token, claims))
+            self._asking[claims.grant_id] = task
+            task.add_done_callback(lambda _: self._asking.pop(claims.grant_id, None))
+            # A question nobody waits for any more (a background one, or its client left):
+            # its failure only leaves the older answer to age out.
+            task.add_done_callback(_consume_failure)
+        return task
+
+    async def _introspect(self, token: str, claims: AccessTokenClaims) -> Answer:
+        if time.monotonic() - self._failed_at < INTROSPECTION_RETRY_AFTER_FAILURE:
+            raise RevocationUnknown("the authorization server could not be reached just now")
+        async with self._open:
+            asked_at = time.monotonic()
+            try:
+                body = await self._post(token)
+            except httpx.PoolTimeout as exc:  # our own queue, not the issuer's health
+                raise RevocationUnknown("too many questions to the authorization server") from exc
+            except (httpx.HTTPError, *UNUSABLE_ANSWER) as exc:
+                self._failed_at = time.monotonic()
+                logger.warning("could not introspect a token at the issuer: %s", type(exc).__name__)
+                raise RevocationUnknown("the authorization server could not be reached") from exc
+        # Active only if the issuer says so about this very token (RFC 7662 §2.2).
+        active = (
+            body.get("active") is True
+            and body.get("jti") == claims.token_id
+            and body.get("gid") == claims.grant_id
+        )
+        answer = Answer(asked_at, active, claims.token_id)
+        self._answers[claims.grant_id] = answer
+        self._answers.move_to_end(claims.grant_id)
+        while len(self._answers) > INTROSPECTION_CACHE_SIZE:
+            self._answers.popitem(last=False)
+        return answer
+
+    async def _post(self, token: str) -> dict[str, Any]:
+        if not self._endpoint:
+            self._endpoint = await self._issuer.endpoint("introspection_endpoint", credentials=True)
+        response = await self._http.post(
+            self._endpoint,
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=self._auth,
+        )
+        if response.status_code == 401:
+            logger.error(
+                "the issuer refused this resource server's introspection credentials: check "
+                "AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET"
+            )
+        response.raise_for_status()  # 3xx included: credentials never follow a redirect
+        body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError("the introspection response is not a JSON object")
+        return body
+
+    async def close(self) -> None:
+        for task in list(self._asking.values()):
+            task.cancel()
+        await asyncio.gather(*self._asking.values(), return_exceptions=True)
+
+    async def check_credentials(self) -> None:
+        """At start-up: refuse to run with credentials the issuer rejects; an issuer that is
+        not up yet is only worth a warning (tokens are checked when they arrive)."""
+        try:
+            body = await self._post("probe")
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 401:
+                raise RuntimeError(
+                    "the issuer refused AUTH_INTROSPECTION_CLIENT_ID/"
+                    "AUTH_INTROSPECTION_CLIENT_SECRET: run `gatehouse clients "
+                    "add-resource-server` on the auth service and set the two values it prints"
+                ) from None
+            logger.warning(
+                "the issuer's introspection endpoint answered %s", exc.response.status_code
+            )
+        except (httpx.HTTPError, *UNUSABLE_ANSWER) as exc:
+            logger.warning(
+                "the issuer's introspection endpoint could not be reached at start-up: %s",
+                type(exc).__name__,
+            )
+        else:
+            if body != {"active": False}:
+                logger.warning("the issuer's introspection endpoint gave an unexpected answer")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    asked_at: float
+    active: bool
+    token_id: str  # the token the question was about
+
+    def applies_to(self, token_id: str) -> bool:
+        """A yes holds for every token of the grant; a no only for the token it was about."""
+        return self.active or self.token_id == token_id
+
+
+# What a malformed metadata document or introspection answer raises on the way.
+UNUSABLE_ANSWER = (ValueError, KeyError, TypeError, AttributeError, InvalidAccessToken)
+
+
+def _consume_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class Directory:

@@ -5,12 +5,16 @@ and works, and both MCP replicas serve it."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,6 +26,8 @@ from starlette.types import Message, Receive, Scope, Send
 from tests.conftest import Backend, LiveServer, free_port, start_server
 from tests.helpers import sign_up
 from tests.mcp.sdk_harness import BrowserApprover, MemoryStorage, http_client, oauth_provider
+from tests.mcp.support import call_tool, challenge, obtain_grant, post_mcp, structured
+from tests.oauth.test_resource_server_introspection import add_resource_server
 
 HOP_BY_HOP = frozenset(
     {
@@ -74,7 +80,9 @@ class RoundRobinProxy:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+                # A proxy keeps no cookies: each browser's go through untouched.
+                no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+                self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), cookies=no_cookies)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._client is not None:
@@ -142,10 +150,15 @@ class ProxyThread:
         self.thread.join(timeout=10)
 
 
+@dataclass
+class Layout:
+    public: str
+    proxy: RoundRobinProxy
+    mcp: list[LiveServer]
+
+
 @pytest.fixture(scope="module")
-def split(
-    backend: Backend, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, RoundRobinProxy]]:
+def split(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     if not backend.is_postgres:
         pytest.skip("the split layout shares one PostgreSQL between its processes")
     tmp_path = tmp_path_factory.mktemp("split")
@@ -156,9 +169,20 @@ def split(
     try:
         servers.append(start_server(backend, tmp_path, GATEHOUSE_ROLE="auth", **production))
         auth_direct = f"http://127.0.0.1:{servers[0].env['PORT']}"
-        # One replica reaches the issuer through the proxy, the other directly (compose's
-        # AUTH_ISSUER_INTERNAL_URL=http://auth:8000).
-        for internal in ("", auth_direct):
+        introspection = add_resource_server(backend, tmp_path)
+        # One replica reaches the issuer through the proxy and learns of revocations from the
+        # shared database; the other reaches it directly (compose's
+        # AUTH_ISSUER_INTERNAL_URL=http://auth:8000) and asks its /introspect.
+        for internal, credentials in (
+            ("", {}),
+            (
+                auth_direct,
+                {
+                    "AUTH_INTROSPECTION_CLIENT_ID": introspection["client_id"],
+                    "AUTH_INTROSPECTION_CLIENT_SECRET": introspection["client_secret"],
+                },
+            ),
+        ):
             servers.append(
                 start_server(
                     backend,
@@ -167,12 +191,13 @@ def split(
                     AUTH_ISSUER_URL=public,
                     AUTH_ISSUER_INTERNAL_URL=internal,
                     **production,
+                    **credentials,
                 )
             )
         upstreams = [f"http://127.0.0.1:{s.env['PORT']}" for s in servers]
         proxy = RoundRobinProxy(auth=upstreams[0], mcp=upstreams[1:])
         with ProxyThread(proxy, proxy_port):
-            yield public, proxy
+            yield Layout(public, proxy, servers[1:])
     finally:
         for server in servers:
             server.stop()
@@ -185,9 +210,9 @@ def _structured(result: Any) -> dict[str, Any]:
 
 
 async def test_discovery_through_the_proxy_names_one_issuer_for_both_roles(
-    split: tuple[str, RoundRobinProxy],
+    split: Layout,
 ) -> None:
-    public, proxy = split
+    public, proxy = split.public, split.proxy
     before = proxy.served.copy()
     async with httpx.AsyncClient(base_url=public) as web:
         for _ in range(2):  # each replica answers the same
@@ -208,9 +233,9 @@ async def test_discovery_through_the_proxy_names_one_issuer_for_both_roles(
 
 
 async def test_the_sdk_client_works_through_the_proxy_on_both_mcp_replicas(
-    split: tuple[str, RoundRobinProxy], browser: Any
+    split: Layout, browser: Any
 ) -> None:
-    public, proxy = split
+    public, proxy = split.public, split.proxy
     before = proxy.served.copy()
     async with httpx.AsyncClient(base_url=public) as web:
         email = await sign_up(web)
@@ -245,3 +270,46 @@ async def test_the_sdk_client_works_through_the_proxy_on_both_mcp_replicas(
     assert served["auth"] > 0
     assert served["mcp0"] >= 3
     assert served["mcp1"] >= 3
+
+
+async def test_each_replica_refuses_a_revoked_grant_within_5_seconds(split: Layout) -> None:
+    """Replica 0 by polling the shared database, replica 1 by asking the issuer's /introspect,
+    as each one's start-up report says."""
+    reports = [server.log.read_text() for server in split.mcp]
+    assert "revocation:  polls the database" in reports[0]
+    assert "revocation:  the issuer's introspection endpoint, as gh_rs_" in reports[1]
+    host = urlsplit(split.public).netloc
+    async with httpx.AsyncClient(base_url=split.public, timeout=30) as web:
+        grant = await obtain_grant(web)
+    replicas = [
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.env['PORT']}", headers={"Host": host})
+        for server in split.mcp
+    ]
+    try:
+        for replica in replicas:
+            me = structured(await call_tool(replica, grant.access_token, "whoami"))
+            assert me["email"] == grant.email
+        async with httpx.AsyncClient(base_url=split.public) as web:
+            revoked = await web.post(
+                "/revoke", data={"token": grant.refresh_token, "client_id": grant.client_id}
+            )
+        assert revoked.status_code == 200
+        refused_after = time.monotonic() + 5.0 + 1.0  # the design's bound, plus slack
+        for replica in replicas:
+            while True:
+                response = await post_mcp(
+                    replica,
+                    "tools/call",
+                    {"name": "whoami", "arguments": {}},
+                    token=grant.access_token,
+                )
+                if response.status_code != 200 or time.monotonic() > refused_after:
+                    break
+                await asyncio.sleep(0.2)
+            assert response.status_code == 401, response.text
+            assert challenge(response)["error_description"] == (
+                "the grant was revoked or the user disabled"
+            )
+    finally:
+        for replica in replicas:
+            await replica.aclose()
