@@ -321,17 +321,25 @@ def clients_add_resource_server(
     Prints AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET, the two variables
     to set on the `mcp` role's processes (`>> .env` works); the secret is shown only once.
     """
+    from sqlalchemy import select
+
+    from app.oauth.models import OAuthClient
     from app.oauth.registration import register_resource_server
 
     settings = _settings()
 
-    async def work(session: AsyncSession) -> tuple[str, str]:
+    async def work(session: AsyncSession) -> tuple[str, str, list[str]]:
+        earlier = await session.execute(
+            select(OAuthClient.client_id).where(
+                OAuthClient.kind == "resource", OAuthClient.revoked_at.is_(None)
+            )
+        )
         registered = await register_resource_server(
             session, secret_key=settings.secret_key_bytes, name=name.strip()[:200]
         )
-        return registered.client.client_id, registered.client_secret or ""
+        return registered.client.client_id, registered.client_secret or "", list(earlier.scalars())
 
-    client_id, secret = _with_session(settings, work)
+    client_id, secret, earlier = _with_session(settings, work)
     typer.echo(f"AUTH_INTROSPECTION_CLIENT_ID={client_id}")
     typer.echo(f"AUTH_INTROSPECTION_CLIENT_SECRET={secret}")
     typer.echo(
@@ -340,6 +348,14 @@ def clients_add_resource_server(
         f"`gatehouse clients revoke {client_id}` withdraws it.",
         err=True,
     )
+    if earlier:
+        # Replacing a credential (a lost secret, a rotation) leaves the old one working.
+        typer.echo(
+            f"{len(earlier)} earlier resource-server credential(s) still work: "
+            f"{', '.join(earlier)}. Once no replica uses one, withdraw it with "
+            "`gatehouse clients revoke CLIENT_ID`.",
+            err=True,
+        )
 
 
 @clients_cli.command("revoke")

@@ -193,3 +193,16 @@ async def test_a_revoked_resource_server_is_refused(
     assert (await introspect(client, fresh, "a.b.c")).json() == {"active": False}
     gatehouse(backend, tmp_path, "clients", "revoke", fresh["client_id"])
     assert_oauth_error(await introspect(client, fresh, "a.b.c"), 401, "invalid_client")
+
+
+def test_a_new_credential_names_the_earlier_ones_that_still_work(
+    backend: Backend, tmp_path: Path, resource_server: dict[str, str]
+) -> None:
+    withdrawn = add_resource_server(backend, tmp_path)
+    gatehouse(backend, tmp_path, "clients", "revoke", withdrawn["client_id"])
+    result = gatehouse(backend, tmp_path, "clients", "add-resource-server")
+    note = result.stderr.splitlines()[-1]
+    assert "earlier resource-server credential(s) still work" in note
+    assert resource_server["client_id"] in note
+    assert withdrawn["client_id"] not in note
+    assert resource_server["client_secret"] not in result.stderr
