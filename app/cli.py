@@ -138,7 +138,7 @@ def _startup_report(settings: Settings, *, workers: int) -> list[str]:
         lines.append(f"  MCP:         {settings.mcp_resource}")
         lines.append(f"  trusts:      tokens of {settings.auth_issuer_url}")
         if settings.uses_introspection:
-            client_id = settings.auth_introspection_client_id.strip()
+            client_id = settings.auth_introspection_client_id
             revocation = f"the issuer's introspection endpoint, as {client_id}"
         else:
             revocation = "polls the database"
@@ -324,14 +324,14 @@ def clients_add_resource_server(
     from sqlalchemy import select
 
     from app.oauth.models import OAuthClient
-    from app.oauth.registration import register_resource_server
+    from app.oauth.registration import RESOURCE_SERVER_KIND, register_resource_server
 
     settings = _settings()
 
     async def work(session: AsyncSession) -> tuple[str, str, list[str]]:
         earlier = await session.execute(
             select(OAuthClient.client_id).where(
-                OAuthClient.kind == "resource", OAuthClient.revoked_at.is_(None)
+                OAuthClient.kind == RESOURCE_SERVER_KIND, OAuthClient.revoked_at.is_(None)
             )
         )
         registered = await register_resource_server(

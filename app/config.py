@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator(
+        "auth_introspection_client_id", "auth_introspection_client_secret", mode="before"
+    )
+    @classmethod
+    def _stripped(cls, value: object) -> object:
+        # Pasted or appended to .env, a value can carry a stray space or a CR from a terminal.
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("secret_key", "vault_keys", "auth_introspection_client_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -317,7 +325,7 @@ class Settings(BaseSettings):
 
     def _has_introspection_variables(self) -> tuple[bool, bool]:
         return (
-            bool(self.auth_introspection_client_id.strip()),
+            bool(self.auth_introspection_client_id),
             self.auth_introspection_client_secret is not None,
         )
 
@@ -329,10 +337,17 @@ class Settings(BaseSettings):
                 "set both (printed by `gatehouse clients add-resource-server` on the auth "
                 "service) or neither"
             ]
-        client_id = self.auth_introspection_client_id.strip()
-        # app.oauth.registration.RESOURCE_SERVER_ID_PREFIX: an ordinary client's credentials
-        # would pass the issuer's check and then learn nothing but "inactive".
-        if self.gatehouse_role == "mcp" and has_id and not client_id.startswith("gh_rs_"):
+        # Here, not at the top: settings load before (and without) the OAuth modules.
+        from app.oauth.registration import RESOURCE_SERVER_ID_PREFIX
+
+        client_id = self.auth_introspection_client_id
+        # An ordinary client's credentials would pass the issuer's check and then learn
+        # nothing but "inactive".
+        if (
+            self.gatehouse_role == "mcp"
+            and has_id
+            and not client_id.startswith(RESOURCE_SERVER_ID_PREFIX)
+        ):
             return [
                 f"AUTH_INTROSPECTION_CLIENT_ID={client_id} is not a resource server's id "
                 "(gh_rs_…): use the pair `gatehouse clients add-resource-server` prints"

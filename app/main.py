@@ -302,8 +302,8 @@ async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncE
             introspection = IntrospectionCheck(
                 issuer=settings.auth_issuer_url,
                 http=http,
-                client_id=settings.auth_introspection_client_id.strip(),
-                client_secret=secret.get_secret_value().strip(),
+                client_id=settings.auth_introspection_client_id,
+                client_secret=secret.get_secret_value(),
                 fetch_from=settings.auth_issuer_internal_url,
             )
             await introspection.check_credentials()

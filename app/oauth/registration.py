@@ -19,6 +19,7 @@ from app.security import hash_token, new_token
 CLIENT_ID_PREFIX = "gh_c_"
 CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret
 RESOURCE_SERVER_ID_PREFIX = "gh_rs_"
+RESOURCE_SERVER_KIND = "resource"
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 MAX_REDIRECT_URIS = 10
@@ -129,6 +130,17 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     return clean
 
 
+def hash_client_secret(secret_key: bytes, secret: str) -> str:
+    """What is stored of a client secret, and compared when a client authenticates."""
+    return hash_token(secret_key, secret, purpose="client-secret")
+
+
+def new_client_secret(secret_key: bytes) -> tuple[str, str]:
+    """A fresh client secret, to show once, and its hash, to store."""
+    secret = new_token(CLIENT_SECRET_PREFIX)
+    return secret, hash_client_secret(secret_key, secret)
+
+
 async def register_client(
     session: AsyncSession, *, secret_key: bytes, metadata: object, ip: str | None
 ) -> Registered:
@@ -136,8 +148,7 @@ async def register_client(
     secret = None
     secret_hash = None
     if clean["token_endpoint_auth_method"] != "none":  # noqa: S105
-        secret = new_token(CLIENT_SECRET_PREFIX)
-        secret_hash = hash_token(secret_key, secret, purpose="client-secret")
+        secret, secret_hash = new_client_secret(secret_key)
     client = OAuthClient(
         client_id=new_token(CLIENT_ID_PREFIX)[:40],
         kind="registered",
@@ -169,14 +180,14 @@ async def register_resource_server(
 ) -> Registered:
     """A protected resource that may introspect this server's access tokens (RFC 7662 §2.1),
     registered by an administrator; it can neither authorize nor obtain tokens."""
-    secret = new_token(CLIENT_SECRET_PREFIX)
+    secret, secret_hash = new_client_secret(secret_key)
     client = OAuthClient(
         client_id=new_token(RESOURCE_SERVER_ID_PREFIX)[:40],
-        kind="resource",
+        kind=RESOURCE_SERVER_KIND,
         client_name=name,
         redirect_uris=[],
         token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method, not a secret
-        client_secret_hash=hash_token(secret_key, secret, purpose="client-secret"),
+        client_secret_hash=secret_hash,
         grant_types=[],
         response_types=[],
         client_metadata={},
@@ -188,7 +199,7 @@ async def register_resource_server(
         "client.registered",
         client_id=client.client_id,
         client_name=name,
-        client_kind="resource",
+        client_kind=RESOURCE_SERVER_KIND,
     )
     return Registered(client=client, client_secret=secret)
 

@@ -36,7 +36,7 @@ from app.oauth.models import (
 )
 from app.oauth.pkce import verifier_matches
 from app.oauth.redirect_uris import loopback_without_port, redirect_uri_problem
-from app.oauth.registration import clean_display_name
+from app.oauth.registration import RESOURCE_SERVER_KIND, clean_display_name, hash_client_secret
 from app.oauth.scopes import format_scopes, parse_scope
 from app.oauth.tokens import InvalidAccessToken, SigningKeys
 from app.security import constant_time_equals, hash_token, new_token
@@ -172,10 +172,6 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
-def secret_hash(settings: Settings, secret: str) -> str:
-    return hash_token(settings.secret_key_bytes, secret, purpose="client-secret")
-
-
 async def authenticate_client(
     session: AsyncSession,
     settings: Settings,
@@ -211,7 +207,9 @@ async def authenticate_client(
         )
     if method != "none":
         expected = client.client_secret_hash or ""
-        if secret is None or not constant_time_equals(secret_hash(settings, secret), expected):
+        if secret is None or not constant_time_equals(
+            hash_client_secret(settings.secret_key_bytes, secret), expected
+        ):
             raise InvalidClient("client authentication failed")
     return client
 
@@ -733,7 +731,7 @@ async def introspect(
     our keys.verify accepts, and never about refresh tokens, which no resource server sees.
     """
     inactive: dict[str, Any] = {"active": False}
-    is_resource_server = caller.kind == "resource"
+    is_resource_server = caller.kind == RESOURCE_SERVER_KIND
     if token.count(".") == 2:
         try:
             claims = await keys.verify(
@@ -882,7 +880,8 @@ async def purge(session: AsyncSession, settings: Settings, key_window: timedelta
         "stale_clients",
         delete(OAuthClient).where(
             OAuthClient.last_used_at.is_(None),
-            OAuthClient.kind != "resource",  # an administrator's, used only by introspection
+            # An administrator's credential, used only by introspection, never "used" by a grant.
+            OAuthClient.kind != RESOURCE_SERVER_KIND,
             OAuthClient.created_at < now - timedelta(seconds=settings.registration_unused_ttl),
             ~has_grant,
         ),
