@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from app.vault.crypto import Envelope
+    from app.kit.envelope import Envelope
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +120,7 @@ def serve(
 
 def _startup_report(settings: Settings, *, workers: int) -> list[str]:
     """What this process is about to serve, for the operator: never a password or a key."""
-    from app.vault.crypto import LocalKeyProvider, VaultKeyError
+    from app.kit.envelope import LocalKeyProvider, VaultKeyError
 
     try:
         kids = LocalKeyProvider.from_env_value(settings.vault_keys_value).kids()
@@ -462,7 +462,7 @@ def keys_rotate() -> None:
 
 
 def _envelope(settings: Settings) -> Envelope:
-    from app.vault.crypto import Envelope, LocalKeyProvider
+    from app.kit.envelope import Envelope, LocalKeyProvider
 
     return Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
 
@@ -515,8 +515,8 @@ def vault_rekey(
         typer.echo(f"re-wrapped {total} so far")
     typer.echo(f"re-wrapped {total} credential(s) under {envelope.provider.active_kid}")
     # The token signing keys are sealed under the same master keys.
+    from app.kit.envelope import DecryptionError
     from app.oauth.tokens import rewrap_signing_keys
-    from app.vault.crypto import DecryptionError
 
     try:
         keys = _with_session(settings, partial(rewrap_signing_keys, envelope=envelope))

@@ -35,7 +35,7 @@ class NotFoundError(AppError):
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from app.web import render
+    from app.kit.web import render
 
     async def app_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, AppError):  # pragma: no cover - registered for AppError only

@@ -19,18 +19,18 @@ from sqlalchemy import text
 from app import __version__
 from app.auth.deps import SignInRequired, sign_in_url
 from app.auth.router import router as auth_router
-from app.body_limit import BodyLimit
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
 from app.connectors.cache import make_cache
 from app.connectors.registry import build_connectors
-from app.cors import PublicCors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
-from app.ratelimit import RateLimits
+from app.kit.body_limit import BodyLimit
+from app.kit.cors import PublicCors
+from app.kit.envelope import Envelope, LocalKeyProvider
+from app.kit.ratelimit import RateLimits
+from app.kit.web import APP_DIR
 from app.telemetry import instrument_app, instrument_engine, setup_telemetry
-from app.vault.crypto import Envelope, LocalKeyProvider
-from app.web import APP_DIR
 
 logger = logging.getLogger("gatehouse")
 

@@ -4,7 +4,7 @@ With no OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT / ..._TRACES_ENDPOINT) nothin
 the API's no-op providers cost next to nothing. With one, spans go through a batch processor
 and metrics through a periodic reader, over OTLP HTTP/protobuf (gRPC when
 OTEL_EXPORTER_OTLP_PROTOCOL=grpc), both flushed on shutdown. Every span is scrubbed
-(app/scrub.py) on its way out.
+(app/kit/scrub.py) on its way out.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Span, Status, StatusCode
 
 from app import __version__
-from app.scrub import scrub_attributes, scrub_text
+from app.kit.scrub import scrub_attributes, scrub_text
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

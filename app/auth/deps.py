@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from app.auth.models import BrowserSession, User
 from app.auth.service import session_from_token
 from app.db import SessionDep
-from app.web import SettingsDep, cookie_name
+from app.kit.web import SettingsDep, cookie_name
 
 SESSION_COOKIE = "gh_session"
 

@@ -20,9 +20,8 @@ from app.auth.deps import (
 from app.auth.models import BrowserSession
 from app.db import SessionDep
 from app.errors import NotFoundError
-from app.ratelimit import RateLimits
-from app.telemetry import note, signin_failures, traced
-from app.web import (
+from app.kit.ratelimit import RateLimits
+from app.kit.web import (
     CsrfProtected,
     SettingsDep,
     client_ip,
@@ -31,6 +30,7 @@ from app.web import (
     safe_next,
     set_cookie,
 )
+from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
 

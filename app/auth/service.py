@@ -21,7 +21,7 @@ from app.auth.passwords import (
 )
 from app.config import Settings
 from app.db import utcnow
-from app.security import hash_token, new_token
+from app.kit.security import hash_token, new_token
 
 SESSION_TOKEN_PREFIX = "gh_s_"  # noqa: S105 - a prefix, not a secret
 # last_seen_at is written at most this often, not on every page view.

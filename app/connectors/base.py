@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.mcpserver.exceptions import ToolError
 
+from app.kit.envelope import SecretValue
 from app.mcp.context import CallContext
 from app.vault import service as vault
-from app.vault.crypto import SecretValue
 
 if TYPE_CHECKING:
     from app.connectors.cache import ReadCache

@@ -24,9 +24,9 @@ from app.connectors.base import (
     UpstreamUnavailable,
     run_upstream,
 )
+from app.kit.envelope import SecretValue
 from app.mcp.context import call_context
 from app.mcp.server import GatehouseMCP
-from app.vault.crypto import SecretValue
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_PER_PAGE = 50

@@ -14,9 +14,9 @@ from app.connectors.base import (
     UpstreamError,
 )
 from app.connectors.cache import ReadCache
-from app.ratelimit import RateLimits
+from app.kit.envelope import Envelope, SecretValue
+from app.kit.ratelimit import RateLimits
 from app.vault import service as vault
-from app.vault.crypto import Envelope, SecretValue
 
 MAX_SECRET_LENGTH = 4096
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import re
 
-from app.security import constant_time_equals
+from app.kit.security import constant_time_equals
 
 # RFC 7636 §4.1: code-verifier = 43*128unreserved; §4.2: the S256 challenge is 43 characters.
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.kit.security import hash_token, new_token
 from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri, InvalidScope
 from app.oauth.models import OAuthClient
 from app.oauth.redirect_uris import redirect_uri_problem
 from app.oauth.scopes import parse_scope
-from app.security import hash_token, new_token
 
 CLIENT_ID_PREFIX = "gh_c_"
 CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret

@@ -16,6 +16,9 @@ from app.config import Settings
 from app.connectors import service as connectors
 from app.db import SessionDep
 from app.errors import AppError, NotFoundError
+from app.kit.ratelimit import RateLimits
+from app.kit.security import sign_blob, unsign_blob
+from app.kit.web import PAGE_CSP, CsrfProtected, SettingsDep, client_ip, render
 from app.oauth import service
 from app.oauth.deps import FetcherDep, SigningKeysDep
 from app.oauth.errors import (
@@ -41,11 +44,8 @@ from app.oauth.redirect_uris import (
 from app.oauth.registration import register_client, registration_response
 from app.oauth.scopes import BASE_SCOPE, DESCRIPTIONS, WRITE_SCOPE, parse_scope
 from app.oauth.service import ClientProblem
-from app.ratelimit import RateLimits
-from app.security import sign_blob, unsign_blob
 from app.telemetry import note, tokens_issued, traced
 from app.vault import service as vault
-from app.web import PAGE_CSP, CsrfProtected, SettingsDep, client_ip, render
 
 router = APIRouter(tags=["oauth"])
 

@@ -18,6 +18,8 @@ from app import audit
 from app.auth.models import BrowserSession
 from app.config import Settings
 from app.db import utcnow
+from app.kit.envelope import DecryptionError, Envelope, Sealed
+from app.kit.security import constant_time_equals, hash_token, new_token
 from app.oauth.cimd import CimdError, CimdFetcher, ClientMetadataDocument, is_cimd_client_id
 from app.oauth.errors import (
     InvalidClient,
@@ -39,9 +41,7 @@ from app.oauth.redirect_uris import loopback_without_port, redirect_uri_problem
 from app.oauth.registration import RESOURCE_SERVER_KIND, clean_display_name, hash_client_secret
 from app.oauth.scopes import format_scopes, parse_scope
 from app.oauth.tokens import InvalidAccessToken, SigningKeys
-from app.security import constant_time_equals, hash_token, new_token
 from app.telemetry import failed, flow_span, note, outcome, refreshes, reuse_detections
-from app.vault.crypto import DecryptionError, Envelope, Sealed
 
 CODE_PREFIX = "gh_ac_"
 REFRESH_PREFIX = "gh_rt_"

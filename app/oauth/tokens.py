@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
 from app.db import utcnow
+from app.kit.envelope import Envelope, Sealed
 from app.oauth.models import SigningKey
-from app.vault.crypto import Envelope, Sealed
 
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 §2.1, a media type

@@ -13,8 +13,8 @@ from app.connectors import service as connectors
 from app.connectors.base import Connector
 from app.db import SessionDep
 from app.errors import NotFoundError
+from app.kit.web import CsrfProtected, SettingsDep, client_ip, render
 from app.vault import service as vault
-from app.web import CsrfProtected, SettingsDep, client_ip, render
 
 router = APIRouter(tags=["credentials"])
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
 from app.db import utcnow
+from app.kit.envelope import DecryptionError, Envelope, Sealed, SecretValue
 from app.telemetry import vault_decrypts
-from app.vault.crypto import DecryptionError, Envelope, Sealed, SecretValue
 from app.vault.models import Credential
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from app.connectors.base import CredentialRejected, UpstreamUnavailable
 from app.connectors.github import GitHubConnector
-from app.vault.crypto import SecretValue
+from app.kit.envelope import SecretValue
 from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.connectors.fake_github import UPSTREAM_MARKER, FakeGitHub
 from tests.connectors.support import Person, call_tool, connected_person, error_text, structured

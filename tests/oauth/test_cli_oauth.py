@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.db import utcnow
+from app.kit.security import hash_token
 from app.oauth.models import AuthorizationCode
-from app.security import hash_token
 from tests.conftest import Backend
 from tests.oauth.flow import Authorization, authorize_code, refresh, register
 from tests.oauth.support import assert_oauth_error, db_execute, db_rows, full_flow, verify_jwt

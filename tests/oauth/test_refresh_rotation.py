@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.db import utcnow
+from app.kit.security import hash_token
 from app.oauth.models import RefreshToken
-from app.security import hash_token
 from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.helpers import sign_up
 from tests.oauth.flow import refresh, register

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 
 from app.auth.models import User
 from app.db import utcnow
+from app.kit.security import hash_token
 from app.oauth.models import AuthorizationCode
-from app.security import hash_token
 from tests.oauth.flow import Authorization, authorize_code, exchange, refresh, register
 from tests.oauth.support import (
     ISSUER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.scrub import REDACTED, scrub_attributes, scrub_text
+from app.kit.scrub import REDACTED, scrub_attributes, scrub_text
 
 
 @pytest.mark.parametrize(

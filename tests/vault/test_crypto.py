@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from app.vault.crypto import (
+from app.kit.envelope import (
     FORMAT_VERSION,
     DecryptionError,
     Envelope,

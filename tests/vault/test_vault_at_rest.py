@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 
+from app.kit.envelope import Envelope, LocalKeyProvider, SecretValue
 from app.vault import service as vault
-from app.vault.crypto import Envelope, LocalKeyProvider, SecretValue
 from app.vault.models import Credential
 from tests.conftest import Backend, client_for
 from tests.connectors.support import (

@@ -13,9 +13,9 @@ from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import CsrfError
-from app.security import csrf_token_for, csrf_valid, new_token
+from app.kit.security import csrf_token_for, csrf_valid, new_token
 
-APP_DIR = Path(__file__).parent
+APP_DIR = Path(__file__).resolve().parent.parent
 # Autoescape every template, whatever its name: a value on a page is always text.
 templates = Jinja2Templates(
     env=jinja2.Environment(

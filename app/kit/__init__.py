@@ -1,0 +1,1 @@
+"""Shared, feature-free pieces every feature builds on."""
