@@ -364,11 +364,12 @@ def clients_revoke(client_id: Annotated[str, typer.Argument(help="The client_id.
     from sqlalchemy import select
 
     from app.db import utcnow
-    from app.oauth import service
+    from app.oauth.clients import find_client
     from app.oauth.models import OAuthGrant
+    from app.oauth.revocation import revoke_grant
 
     async def work(session: AsyncSession) -> int | None:
-        client = await service.find_client(session, client_id)
+        client = await find_client(session, client_id)
         if client is None:
             return None
         client.revoked_at = client.revoked_at or utcnow()
@@ -381,7 +382,7 @@ def clients_revoke(client_id: Annotated[str, typer.Argument(help="The client_id.
         ).scalars()
         count = 0
         for grant_id in list(grant_ids):
-            count += await service.revoke_grant(session, grant_id, reason="client_revoked")
+            count += await revoke_grant(session, grant_id, reason="client_revoked")
         return count
 
     count = _with_session(_settings(), work)
@@ -426,7 +427,7 @@ def grants_revoke(grant_id: Annotated[str, typer.Argument(help="The grant id.")]
     """Revoke a grant: its refresh tokens fail at once, its access tokens within seconds."""
     import uuid
 
-    from app.oauth import service
+    from app.oauth.revocation import revoke_grant
 
     try:
         parsed = uuid.UUID(grant_id)
@@ -435,7 +436,7 @@ def grants_revoke(grant_id: Annotated[str, typer.Argument(help="The grant id.")]
         raise typer.Exit(2) from exc
 
     async def work(session: AsyncSession) -> bool:
-        return await service.revoke_grant(session, parsed, reason="admin_revoked")
+        return await revoke_grant(session, parsed, reason="admin_revoked")
 
     if not _with_session(_settings(), work):
         typer.secho(f"no active grant {grant_id}", err=True, fg="red")
@@ -446,7 +447,7 @@ def grants_revoke(grant_id: Annotated[str, typer.Argument(help="The grant id.")]
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
     """Add a new signing key; the old one stays published until its tokens have expired."""
-    from app.oauth.tokens import rotate_signing_key
+    from app.oauth.signing_keys import rotate_signing_key
 
     settings = _settings()
     envelope = _envelope(settings)
@@ -516,7 +517,7 @@ def vault_rekey(
     typer.echo(f"re-wrapped {total} credential(s) under {envelope.provider.active_kid}")
     # The token signing keys are sealed under the same master keys.
     from app.kit.envelope import DecryptionError
-    from app.oauth.tokens import rewrap_signing_keys
+    from app.oauth.signing_keys import rewrap_signing_keys
 
     try:
         keys = _with_session(settings, partial(rewrap_signing_keys, envelope=envelope))
@@ -537,8 +538,8 @@ def vault_rekey(
 @cli.command("purge")
 def purge_command() -> None:
     """Delete expired codes, tokens, sessions, stale registrations and old keys."""
-    from app.oauth.service import purge
-    from app.oauth.tokens import publish_window
+    from app.housekeeping import purge
+    from app.oauth.signing_keys import publish_window
 
     settings = _settings()
     window = publish_window(settings.access_token_ttl)

@@ -144,7 +144,8 @@ def _freeze_startup_objects() -> None:
 
 
 def _install_authorization_server(app: FastAPI) -> None:
-    from app.oauth.router import router as oauth_router
+    from app.oauth.endpoints import router as oauth_router
+    from app.oauth.errors import install_oauth_error_handler
     from app.vault.router import router as vault_router
 
     async def sign_in_required(request: Request, exc: Exception) -> Response:
@@ -153,6 +154,7 @@ def _install_authorization_server(app: FastAPI) -> None:
         return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
 
     app.add_exception_handler(SignInRequired, sign_in_required)
+    install_oauth_error_handler(app)
     app.include_router(auth_router)
     app.include_router(oauth_router)
     app.include_router(vault_router)
@@ -161,8 +163,9 @@ def _install_authorization_server(app: FastAPI) -> None:
 async def _start_authorization_server(
     app: FastAPI, settings: Settings, stack: AsyncExitStack
 ) -> None:
-    from app.oauth.cimd import CimdFetcher
-    from app.oauth.tokens import SigningKeys
+    from app.connectors.consent import ConnectorConsent
+    from app.oauth.cimd_fetch import CimdFetcher
+    from app.oauth.signing_keys import SigningKeys
 
     app.state.signing_keys = SigningKeys(
         app.state.sessionmaker, app.state.envelope, access_token_ttl=settings.access_token_ttl
@@ -171,6 +174,16 @@ async def _start_authorization_server(
         ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
     )
     stack.push_async_callback(app.state.cimd_fetcher.aclose)
+    # The steps other features add to the consent page (app/oauth/consent.py).
+    app.state.consent_extensions = (
+        ConnectorConsent(
+            settings=settings,
+            enabled=app.state.connectors,
+            limits=app.state.rate_limits,
+            envelope=app.state.envelope,
+            cache=app.state.connector_cache,
+        ),
+    )
     # Make sure a signing key exists before the first request: creating one inside a request
     # would need a second write transaction while the request's own is open.
     await app.state.signing_keys.active()
@@ -187,7 +200,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 async def _purge_periodically(app: FastAPI) -> None:
     """Delete expired rows now and then; with jitter, so replicas do not all run at once."""
-    from app.oauth.service import purge
+    from app.housekeeping import purge
 
     settings: Settings = app.state.settings
     while True:

@@ -232,6 +232,19 @@ def note(**attributes: str | int | bool | None) -> None:
             span.set_attribute(key.replace("__", "."), value)
 
 
+def _record_raised(span: Span, exc: Exception) -> None:
+    """A protocol error (an `error` code and a 4xx `status_code`, like the OAuth errors) is the
+    caller's mistake, rendered by an exception handler: record it as that response would be.
+    Anything else failed here."""
+    code, status = getattr(exc, "error", None), getattr(exc, "status_code", None)
+    if isinstance(code, str) and isinstance(status, int) and status < 500:
+        span.set_attribute("http.response.status_code", status)
+        span.set_attribute("gatehouse.outcome", "error")
+        span.set_attribute("error.type", code)
+        return
+    failed(span, type(exc).__name__)
+
+
 def traced(name: str) -> Callable[[F], F]:
     """Run a route in a span named `name`; its outcome defaults from the response status."""
 
@@ -242,7 +255,7 @@ def traced(name: str) -> Callable[[F], F]:
                 try:
                     response = await fn(*args, **kwargs)
                 except Exception as exc:
-                    failed(span, type(exc).__name__)
+                    _record_raised(span, exc)
                     raise
                 status = getattr(response, "status_code", 200)
                 span.set_attribute("http.response.status_code", status)

@@ -39,7 +39,7 @@ async def main() -> None:
     import uvicorn.logging
 
     from app.mcp.token_cache import CachingTokenVerifier
-    from app.oauth.tokens import verify_access_token
+    from app.oauth.access_tokens import verify_access_token
 
     key = ECKey.generate_key("P-256", parameters={"kid": "k1", "alg": "ES256"}, private=True)
     keyset = KeySet([ECKey.import_key(key.as_dict(private=False))])

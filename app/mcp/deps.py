@@ -16,8 +16,8 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.mcp.context import AuthContext
+from app.oauth.access_tokens import InvalidAccessToken
 from app.oauth.scopes import BASE_SCOPE, SUPPORTED_SCOPES
-from app.oauth.tokens import InvalidAccessToken
 from app.telemetry import challenges
 
 ALL_SCOPES = " ".join(SUPPORTED_SCOPES)

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 
 from app.mcp.verification import TokenVerifier
-from app.oauth.tokens import LEEWAY_SECONDS, AccessTokenClaims, InvalidAccessToken
+from app.oauth.access_tokens import LEEWAY_SECONDS, AccessTokenClaims, InvalidAccessToken
 
 
 class CachingTokenVerifier:

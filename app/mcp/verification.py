@@ -31,14 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth.models import User
 from app.db import utcnow
 from app.mcp.context import ClientInfo, UserInfo
-from app.oauth.models import OAuthClient, OAuthGrant
-from app.oauth.tokens import (
+from app.oauth.access_tokens import (
     AccessTokenClaims,
     InvalidAccessToken,
-    SigningKeys,
     UnknownKeyId,
     verify_access_token,
 )
+from app.oauth.models import OAuthClient, OAuthGrant
+from app.oauth.signing_keys import SigningKeys
 
 logger = logging.getLogger("gatehouse.mcp")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from app.oauth.errors import InvalidScope
 
@@ -36,5 +37,5 @@ def parse_scope(value: str | None) -> list[str]:
     return [s for s in SUPPORTED_SCOPES if s in wanted]
 
 
-def format_scopes(scopes: list[str] | tuple[str, ...]) -> str:
+def format_scopes(scopes: Collection[str]) -> str:
     return " ".join(s for s in SUPPORTED_SCOPES if s in scopes)

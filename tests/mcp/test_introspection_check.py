@@ -29,7 +29,7 @@ from app.mcp.verification import (
     IntrospectionCheck,
     RevocationUnknown,
 )
-from app.oauth.tokens import AccessTokenClaims
+from app.oauth.access_tokens import AccessTokenClaims
 from tests.local_server import serve_asgi
 
 CLIENT_ID = "gh_rs_test"

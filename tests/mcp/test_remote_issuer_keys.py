@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app.mcp.verification import RemoteTokenVerifier
-from app.oauth.tokens import InvalidAccessToken
+from app.oauth.access_tokens import InvalidAccessToken
 from tests.local_server import serve_asgi
 
 AUDIENCE = "http://127.0.0.1:8000/mcp"

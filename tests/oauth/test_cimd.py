@@ -14,14 +14,8 @@ from typing import Any
 
 import pytest
 
-from app.oauth.cimd import (
-    CimdError,
-    CimdFetcher,
-    cache_lifetime,
-    is_cimd_client_id,
-    is_public_address,
-    parse_client_metadata,
-)
+from app.oauth.cimd import CimdError, cache_lifetime, is_cimd_client_id, parse_client_metadata
+from app.oauth.cimd_fetch import CimdFetcher, is_public_address
 from tests.oauth.tls_server import Certificates, Route, TlsServer, make_certificates
 
 # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.

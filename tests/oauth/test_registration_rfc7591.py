@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.db import utcnow
+from app.housekeeping import purge
 from app.oauth.models import OAuthClient
-from app.oauth.service import purge
-from app.oauth.tokens import publish_window
+from app.oauth.signing_keys import publish_window
 from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.oauth.flow import Authorization, register
 from tests.oauth.support import assert_oauth_error, db_execute, db_rows, full_flow

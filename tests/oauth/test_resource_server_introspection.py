@@ -21,10 +21,10 @@ from sqlalchemy import select, update
 
 from app.auth.models import User
 from app.db import utcnow
+from app.housekeeping import purge
 from app.kit.security import hash_token
 from app.oauth.models import OAuthClient
-from app.oauth.service import purge
-from app.oauth.tokens import publish_window
+from app.oauth.signing_keys import publish_window
 from tests.conftest import TEST_SECRET_KEY, Backend
 from tests.helpers import sign_up
 from tests.oauth.flow import Authorization, register

@@ -1,22 +1,16 @@
-"""RFC 9068 access tokens (ES256 JWTs) and the signing keys that sign them.
+"""The keys that sign access tokens: kept in the database with their private halves sealed.
 
-Private keys live in the database sealed under the vault master key. Every process caches the
-active key and the published key set briefly, so signing and verifying read nothing per request.
+Every process caches the active key and the published key set briefly, so signing and verifying
+read nothing per request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from joserfc import jwt
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,12 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import audit
 from app.db import utcnow
 from app.kit.envelope import Envelope, Sealed
+from app.oauth.access_tokens import (
+    ALGORITHM,
+    LEEWAY_SECONDS,
+    AccessTokenClaims,
+    AccessTokenRequest,
+    UnknownKeyId,
+    mint,
+    verify_access_token,
+)
 from app.oauth.models import SigningKey
 
-ALGORITHM = "ES256"
-TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 §2.1, a media type
 KEY_CACHE_SECONDS = 30
-LEEWAY_SECONDS = 30
 RELOAD_INTERVAL = 5.0
 
 
@@ -45,20 +45,14 @@ def publish_window(access_token_ttl: int) -> timedelta:
     return timedelta(seconds=access_token_ttl + KEY_CACHE_SECONDS + LEEWAY_SECONDS)
 
 
-@dataclass(frozen=True)
-class AccessTokenClaims:
-    subject: str
-    client_id: str
-    scopes: tuple[str, ...]
-    grant_id: str
-    token_id: str
-    audience: str
-    issued_at: int
-    expires_at: int
-
-
-class InvalidAccessToken(Exception):
-    """The token is not one of ours, or no longer valid; the message is safe to return."""
+def _sealed(row: SigningKey) -> Sealed:
+    return Sealed(
+        kid=row.sealed_kid,
+        wrapped_key=row.sealed_key,
+        nonce=row.sealed_nonce,
+        ciphertext=row.sealed_private,
+        version=row.sealed_version,
+    )
 
 
 class SigningKeys:
@@ -89,20 +83,10 @@ class SigningKeys:
             row = await _newest_active(session)
             if row is None:
                 row = await create_signing_key(session, self._envelope)
-        key = await self._private_key(row)
+        pem = await self._envelope.open(_sealed(row), context=_context(row.kid))
+        key = ECKey.import_key(pem, {"kid": row.kid, "alg": ALGORITHM, "use": "sig"})
         self._active = (now, row.kid, key)
         return row.kid, key
-
-    async def _private_key(self, row: SigningKey) -> ECKey:
-        sealed = Sealed(
-            kid=row.sealed_kid,
-            wrapped_key=row.sealed_key,
-            nonce=row.sealed_nonce,
-            ciphertext=row.sealed_private,
-            version=row.sealed_version,
-        )
-        pem = await self._envelope.open(sealed, context=_context(row.kid))
-        return ECKey.import_key(pem, {"kid": row.kid, "alg": ALGORITHM, "use": "sig"})
 
     async def published(self, *, refresh: bool = False) -> tuple[KeySet, list[dict[str, Any]]]:
         now = time.monotonic()
@@ -119,32 +103,10 @@ class SigningKeys:
         self._active = None
         self._published = None
 
-    async def issue(
-        self,
-        *,
-        issuer: str,
-        audience: str,
-        subject: str,
-        client_id: str,
-        scopes: list[str],
-        grant_id: uuid.UUID,
-    ) -> tuple[str, int]:
+    async def issue(self, request: AccessTokenRequest) -> tuple[str, int]:
+        """A signed access token and its lifetime in seconds."""
         kid, key = await self.active()
-        now = int(time.time())
-        claims = {
-            "iss": issuer,
-            "sub": subject,
-            "aud": audience,
-            "client_id": client_id,
-            "scope": " ".join(scopes),
-            "jti": uuid.uuid4().hex,
-            "iat": now,
-            "nbf": now,
-            "exp": now + self._ttl,
-            "gid": str(grant_id),
-        }
-        header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": kid}
-        return jwt.encode(header, claims, key, algorithms=[ALGORITHM]), self._ttl
+        return mint(request, kid=kid, key=key, ttl=self._ttl), self._ttl
 
     async def verify(self, token: str, *, issuer: str, audience: str) -> AccessTokenClaims:
         """Verify an access token locally: signature, alg, typ, iss, aud, exp/nbf."""
@@ -160,93 +122,6 @@ class SigningKeys:
             self._forced_at = now
             keyset, _ = await self.published(refresh=True)
             return verify_access_token(token, keyset, issuer=issuer, audience=audience)
-
-
-class UnknownKeyId(InvalidAccessToken):
-    pass
-
-
-def verify_access_token(
-    token: str, keyset: KeySet, *, issuer: str, audience: str
-) -> AccessTokenClaims:
-    if not isinstance(token, str) or len(token) > 8192 or token.count(".") != 2:
-        raise InvalidAccessToken("the access token is malformed")
-    try:
-        header = _header(token)
-    except ValueError as exc:
-        raise InvalidAccessToken("the access token is malformed") from exc
-    # RFC 8725 §3.1: only the algorithm we issue; never "none" or an HMAC confusion.
-    if header.get("alg") != ALGORITHM:
-        raise InvalidAccessToken("the access token's algorithm is not accepted")
-    # RFC 9068 §4: "Resource servers MUST verify that the typ header value is at+jwt".
-    if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
-        raise InvalidAccessToken("the token is not an access token")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not _has_kid(keyset, kid):
-        raise UnknownKeyId("the access token was signed by an unknown key")
-    try:
-        decoded = jwt.decode(token, keyset, algorithms=[ALGORITHM])
-    except (JoseError, ValueError) as exc:
-        raise InvalidAccessToken("the access token's signature is not valid") from exc
-    claims = decoded.claims
-    registry = jwt.JWTClaimsRegistry(
-        leeway=LEEWAY_SECONDS,
-        iss={"essential": True, "value": issuer},
-        aud={"essential": True, "value": audience},
-        exp={"essential": True},
-        sub={"essential": True},
-        jti={"essential": True},
-    )
-    try:
-        registry.validate(claims)
-    except JoseError as exc:
-        raise InvalidAccessToken(_claim_problem(exc)) from exc
-    scope = claims.get("scope", "")
-    grant_id = claims.get("gid")
-    client_id = claims.get("client_id")
-    if (
-        not isinstance(scope, str)
-        or not isinstance(grant_id, str)
-        or not isinstance(client_id, str)
-    ):
-        raise InvalidAccessToken("the access token lacks required claims")
-    return AccessTokenClaims(
-        subject=str(claims["sub"]),
-        client_id=client_id,
-        scopes=tuple(scope.split()),
-        grant_id=grant_id,
-        token_id=str(claims["jti"]),
-        audience=audience,
-        issued_at=int(claims.get("iat", 0)),
-        expires_at=int(claims["exp"]),
-    )
-
-
-def _has_kid(keyset: KeySet, kid: str) -> bool:
-    return any(key.kid == kid for key in keyset.keys)
-
-
-def _header(token: str) -> dict[str, Any]:
-    encoded = token.split(".", 1)[0]
-    try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError, RecursionError) as exc:  # RecursionError: too deep
-        raise ValueError("header is not base64url JSON") from exc
-    if not isinstance(value, dict):
-        raise ValueError("header is not an object")
-    return value
-
-
-def _claim_problem(exc: JoseError) -> str:
-    name = type(exc).__name__
-    if "Expired" in name:
-        return "the access token has expired"
-    if "InvalidClaim" in name:
-        return f"the access token's {getattr(exc, 'claim', 'claims')} claim is not accepted"
-    if "MissingClaim" in name:
-        return "the access token lacks required claims"
-    return "the access token is not valid yet" if "Immature" in name else "the token is invalid"
 
 
 async def _newest_active(session: AsyncSession) -> SigningKey | None:
@@ -303,14 +178,7 @@ async def rewrap_signing_keys(session: AsyncSession, envelope: Envelope) -> int:
     ).scalars()
     count = 0
     for row in rows:
-        sealed = Sealed(
-            kid=row.sealed_kid,
-            wrapped_key=row.sealed_key,
-            nonce=row.sealed_nonce,
-            ciphertext=row.sealed_private,
-            version=row.sealed_version,
-        )
-        new = await envelope.rewrap(sealed, context=_context(row.kid))
+        new = await envelope.rewrap(_sealed(row), context=_context(row.kid))
         row.sealed_kid, row.sealed_key = new.kid, new.wrapped_key
         count += 1
     return count

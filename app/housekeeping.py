@@ -1,0 +1,22 @@
+"""Housekeeping: each feature deletes its own rows that can never be used again.
+
+Idempotent, so any number of replicas may run it (the CLI's `purge`, and the periodic purge in
+app/main.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.purge import purge_sessions
+from app.config import Settings
+from app.oauth.purge import purge_oauth
+
+
+async def purge(session: AsyncSession, settings: Settings, key_window: timedelta) -> dict[str, int]:
+    """Every feature's purge; returns how many rows each kind lost, by name."""
+    counts = await purge_oauth(session, settings=settings, key_window=key_window)
+    counts |= await purge_sessions(session)
+    return counts

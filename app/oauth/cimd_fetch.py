@@ -1,0 +1,383 @@
+"""Fetching client ID metadata documents, fenced in (see app/oauth/cimd.py for the format).
+
+The fetch is attacker-directed, so it is fenced in: https only, redirects refused, a total deadline,
+a byte cap enforced while streaming, and every address the host resolves to must be public. The
+connection goes to the address that was checked (TLS SNI, certificate verification and the Host
+header still use the hostname), so DNS cannot answer differently between the check and the connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from app.oauth.cimd import (
+    CimdError,
+    ClientMetadataDocument,
+    cache_lifetime,
+    is_cimd_client_id,
+    parse_client_metadata,
+)
+
+logger = logging.getLogger("gatehouse.oauth.cimd")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_USER_AGENT = b"Gatehouse-CIMD/1.0"
+
+
+# --- addresses -----------------------------------------------------------------------------------
+
+_BLOCKED_V4 = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",  # "this network", unspecified
+        "10.0.0.0/8",  # private
+        "100.64.0.0/10",  # shared address space (CGNAT)
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local, cloud metadata
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+        "192.168.0.0/16",  # private
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and 255.255.255.255 broadcast
+    )
+)
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+_BLOCKED_V6 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "2001::/23",  # IETF protocol assignments, Teredo included
+        "2001:db8::/32",  # documentation
+        "2002::/16",  # 6to4: tunnels to an arbitrary IPv4 address
+        "3fff::/20",  # documentation
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK_V6 = ipaddress.IPv6Address("::1")
+
+
+def is_public_address(address: str | IPAddress) -> bool:
+    """Whether an IP address is ordinary public unicast, safe to send a server-side request to.
+
+    Refuses private, loopback, link-local, CGNAT, multicast, broadcast, reserved, unspecified,
+    documentation and benchmarking ranges, and IPv6 forms that embed such an IPv4 address.
+    """
+    try:
+        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            return False
+        embedded = ip.ipv4_mapped
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public_address(embedded)
+        if ip not in _GLOBAL_UNICAST_V6 or any(ip in net for net in _BLOCKED_V6):
+            return False
+    elif any(ip in net for net in _BLOCKED_V4):
+        return False
+    # Belt and braces: whatever the standard library knows to be special is refused too.
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_private or ip.is_reserved or ip.is_link_local or ip.is_loopback
+    )
+
+
+def _address_permitted(ip: IPAddress, *, allow_loopback: bool) -> bool:
+    # Draft §6.5 (-latest): servers "MUST NOT fetch a Client ID Metadata Document URL ... that
+    # resolve[s] to special-use IP addresses"; the loopback relaxation is for development and
+    # testing only and "MUST NOT" be applied in production.
+    if allow_loopback and (ip == _LOOPBACK_V6 or (ip.version == 4 and ip in _LOOPBACK_V4)):
+        return True
+    return is_public_address(ip)
+
+
+def _parse_ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host once, refuses unless every address is allowed, and connects to those."""
+
+    def __init__(self, *, allow_loopback: bool) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._allow_loopback = allow_loopback
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port)
+        last_error: Exception | None = None
+        for ip in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(ip), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        raise httpcore.ConnectError("no resolved address accepted the connection") from last_error
+
+    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
+        literal = _parse_ip(host)
+        if literal is not None:
+            candidates = [literal]
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+                )
+            except (OSError, UnicodeError) as exc:
+                raise CimdError("the client_id host name could not be resolved") from exc
+            candidates = []
+            for _family, _type, _proto, _canon, sockaddr in infos:
+                ip = _parse_ip(str(sockaddr[0]))
+                if ip is None:
+                    raise CimdError("the client_id host resolves to an address that is not public")
+                if ip not in candidates:
+                    candidates.append(ip)
+        if not candidates:
+            raise CimdError("the client_id host name could not be resolved")
+        # Every address must pass, not just the one we would use: a host that also answers with a
+        # private address is refused outright.
+        if not all(
+            _address_permitted(ip, allow_loopback=self._allow_loopback) for ip in candidates
+        ):
+            raise CimdError("the client_id host resolves to an address that is not public")
+        return candidates
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used for client metadata")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    document: ClientMetadataDocument
+    expires_at: float
+
+
+# --- the fetcher ---------------------------------------------------------------------------------
+
+
+class CimdFetcher:
+    """Fetches, validates and caches client ID metadata documents. One per process; call aclose."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        max_bytes: int = 5 * 1024,
+        cache_size: int = 1024,
+        min_ttl: int = 300,
+        max_ttl: int = 86400,
+        ca_bundle: str | None = None,
+        allow_loopback: bool = False,
+    ) -> None:
+        if timeout <= 0 or max_bytes <= 0 or cache_size < 0 or not 0 <= min_ttl <= max_ttl:
+            raise ValueError("invalid CimdFetcher limits")
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._cache_size = cache_size
+        self._allow_loopback = allow_loopback
+        self._min_ttl = min_ttl
+        self._max_ttl = max_ttl
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[ClientMetadataDocument]] = {}
+        ssl_context = httpx.create_ssl_context()
+        if ca_bundle is not None:
+            ssl_context.load_verify_locations(cafile=ca_bundle)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=64,
+            # A fresh connection per fetch: each one is resolved and checked again.
+            max_keepalive_connections=0,
+            retries=0,
+            network_backend=_PinnedBackend(allow_loopback=allow_loopback),
+        )
+
+    async def fetch(self, client_id: str) -> ClientMetadataDocument:
+        """The validated document for `client_id`, from the cache or the network."""
+        if not is_cimd_client_id(client_id):
+            raise CimdError("the client_id is not a valid https client metadata URL")
+        cached = self._cache_get(client_id)
+        if cached is not None:
+            return cached
+        # Concurrent callers for one URL share one request. The task belongs to no caller, so a
+        # caller that gives up does not cancel it for the others.
+        task = self._inflight.get(client_id)
+        if task is None:
+            task = asyncio.create_task(self._fetch_and_store(client_id))
+            self._inflight[client_id] = task
+            task.add_done_callback(lambda t: self._forget(client_id, t))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current is not None and current.cancelling()):
+                raise CimdError("the client metadata fetcher was shut down") from None
+            raise
+
+    async def aclose(self) -> None:
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._cache.clear()
+        await self._pool.aclose()
+
+    def _forget(self, client_id: str, task: asyncio.Task[ClientMetadataDocument]) -> None:
+        if self._inflight.get(client_id) is task:
+            del self._inflight[client_id]
+        if not task.cancelled():
+            task.exception()  # retrieved here so an unawaited failure is not reported as lost
+
+    def _cache_get(self, client_id: str) -> ClientMetadataDocument | None:
+        entry = self._cache.get(client_id)
+        if entry is None:
+            return None
+        if entry.expires_at <= time.monotonic():
+            del self._cache[client_id]
+            return None
+        self._cache.move_to_end(client_id)
+        return entry.document
+
+    def _cache_put(self, client_id: str, document: ClientMetadataDocument, ttl: int) -> None:
+        if ttl <= 0 or self._cache_size == 0:
+            return
+        self._cache[client_id] = _Entry(document, time.monotonic() + ttl)
+        self._cache.move_to_end(client_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _fetch_and_store(self, client_id: str) -> ClientMetadataDocument:
+        try:
+            async with asyncio.timeout(self._timeout):
+                body, cache_control = await self._download(client_id)
+        except TimeoutError:
+            logger.info("client metadata fetch timed out: %r", client_id)
+            raise CimdError("fetching the client metadata document timed out") from None
+        except CimdError as exc:
+            logger.info("client metadata fetch refused: %r: %s", client_id, exc)
+            raise
+        try:
+            document = parse_client_metadata(body, client_id)
+        except CimdError as exc:
+            logger.info("client metadata document refused: %r: %s", client_id, exc)
+            raise
+        # Draft §4.4: "MUST NOT cache error responses ... MUST NOT cache documents which are
+        # invalid or malformed." Failures are therefore never cached; coalescing above keeps a
+        # burst of requests for one failing URL down to one fetch at a time.
+        ttl = cache_lifetime(cache_control, min_ttl=self._min_ttl, max_ttl=self._max_ttl)
+        self._cache_put(client_id, document, ttl)
+        logger.info("client metadata fetched: %r (%d bytes, cached %ds)", client_id, len(body), ttl)
+        return document
+
+    async def _download(self, client_id: str) -> tuple[bytes, str | None]:
+        parts = urlsplit(client_id)
+        host = parts.hostname or ""
+        literal = _parse_ip(host)
+        # A literal address is judged before any connection is attempted.
+        if literal is not None and not _address_permitted(
+            literal, allow_loopback=self._allow_loopback
+        ):
+            raise CimdError("the client_id host resolves to an address that is not public")
+        target = parts.path + (f"?{parts.query}" if "?" in client_id else "")
+        url = httpcore.URL(
+            scheme=b"https", host=host.encode("ascii"), port=parts.port, target=target.encode()
+        )
+        headers = [
+            (b"Host", parts.netloc.encode("ascii")),
+            (b"Accept", b"application/json"),
+            (b"Accept-Encoding", b"identity"),
+            (b"User-Agent", _USER_AGENT),
+        ]
+        timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout)
+        try:
+            async with self._pool.stream(
+                "GET", url, headers=headers, extensions={"timeout": timeouts}
+            ) as response:
+                return await self._read(response)
+        except httpcore.TimeoutException:
+            raise CimdError("fetching the client metadata document timed out") from None
+        except httpcore.ConnectError as exc:
+            if _caused_by_tls_failure(exc):
+                raise CimdError("the client_id host did not present a trusted certificate") from exc
+            raise CimdError("the client_id host could not be reached") from exc
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+            raise CimdError("the client_id host sent a broken response") from exc
+
+    async def _read(self, response: httpcore.Response) -> tuple[bytes, str | None]:
+        # Draft §4 (-latest): "MUST NOT automatically follow HTTP redirects"; "MUST be served with
+        # a 200 OK HTTP status code ... MUST treat all other HTTP status codes as an error".
+        if 300 <= response.status < 400:
+            raise CimdError("the client_id URL redirected, and redirects are not followed")
+        if response.status != 200:
+            raise CimdError(f"the client_id URL answered with HTTP status {response.status}")
+        headers = _header_map(response.headers)
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self._max_bytes):
+            raise CimdError("the client metadata document is too large")
+        # Draft §6.6: "SHOULD limit the amount of data they read ..., for example by stopping
+        # after a maximum number of bytes and treating the response as an error".
+        body = bytearray()
+        async for chunk in response.aiter_stream():
+            body += chunk
+            if len(body) > self._max_bytes:
+                raise CimdError("the client metadata document is too large")
+        return bytes(body), headers.get("cache-control")
+
+
+def _caused_by_tls_failure(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _header_map(headers: list[tuple[bytes, bytes]]) -> Mapping[str, str]:
+    merged: dict[str, str] = {}
+    for name, value in headers:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        merged[key] = f"{merged[key]}, {text}" if key in merged else text
+    return merged

@@ -1,0 +1,186 @@
+"""Clients: find, resolve (registered or by CIMD) and authenticate them (RFC 6749 §2.3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from urllib.parse import unquote
+
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.security import constant_time_equals
+from app.oauth.cimd import CimdError, ClientMetadataDocument, is_cimd_client_id
+from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.errors import InvalidClient, InvalidRequest, InvalidScope
+from app.oauth.models import OAuthClient
+from app.oauth.redirect_uris import redirect_uri_problem
+from app.oauth.registration import clean_display_name, hash_client_secret
+from app.telemetry import failed, flow_span, outcome
+
+MAX_CLIENT_ID_LENGTH = 2048
+
+
+class ClientProblem(Exception):
+    """The client_id or redirect_uri cannot be trusted: show a page, never redirect."""
+
+
+async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
+    stmt = select(OAuthClient).where(OAuthClient.client_id == client_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _cimd_client(session: AsyncSession, document: ClientMetadataDocument) -> OAuthClient:
+    """The client a metadata document describes: its row refreshed, or a new unsaved one.
+
+    A new CIMD client is only written when a person approves it (see persist_client), so
+    fetching documents through /authorize cannot fill the database.
+    """
+    # The same redirect URI policy as registration: a document cannot smuggle in a scheme or a
+    # non-loopback http URI that /register would refuse.
+    for uri in document.redirect_uris:
+        problem = redirect_uri_problem(uri)
+        if problem:
+            raise ClientProblem(f"The client's metadata document is not acceptable: {problem}.")
+    client = await find_client(session, document.client_id)
+    if client is None:
+        client = OAuthClient(
+            id=uuid.uuid4(),
+            client_id=document.client_id,
+            kind="cimd",
+            token_endpoint_auth_method="none",  # noqa: S106 - an auth method, not a password
+        )
+    client.client_name = clean_display_name(document.client_name)
+    client.redirect_uris = list(document.redirect_uris)
+    client.grant_types = list(document.grant_types)
+    client.response_types = list(document.response_types)
+    client.scope = document.scope
+    client.client_metadata = {
+        "client_name": document.client_name,
+        "redirect_uris": list(document.redirect_uris),
+        "client_uri": document.client_uri,
+        "logo_uri": document.logo_uri,
+    }
+    return client
+
+
+async def persist_client(session: AsyncSession, client: OAuthClient) -> OAuthClient:
+    """Save a CIMD client met for the first time; the row that won if two approvals race."""
+    if inspect(client).persistent:
+        return client
+    try:
+        async with session.begin_nested():
+            session.add(client)
+    except IntegrityError:  # approved concurrently elsewhere: use the row that won
+        found = await find_client(session, client.client_id)
+        if found is None:
+            raise
+        return found
+    return client
+
+
+async def _fetch_document(fetcher: CimdFetcher, client_id: str) -> ClientMetadataDocument:
+    with flow_span("oauth.cimd.fetch", oauth__client_id=client_id) as span:
+        try:
+            document = await fetcher.fetch(client_id)
+        except CimdError as exc:
+            failed(span, "cimd_error", str(exc))
+            raise ClientProblem(f"The client's metadata document could not be used: {exc}") from exc
+        outcome(span, "ok")
+    return document
+
+
+async def resolve_client(
+    session: AsyncSession, fetcher: CimdFetcher, client_id: str | None
+) -> OAuthClient:
+    """The client named by client_id: registered, or fetched from its metadata document URL."""
+    if not client_id:
+        raise ClientProblem("The request has no client_id.")
+    if len(client_id) > MAX_CLIENT_ID_LENGTH:
+        raise ClientProblem("The client_id is too long.")
+    if is_cimd_client_id(client_id):
+        client = await _cimd_client(session, await _fetch_document(fetcher, client_id))
+    else:
+        found = await find_client(session, client_id)
+        if found is None:
+            raise ClientProblem(
+                "This client is not registered here (or its registration expired). "
+                "Ask the app to connect again."
+            )
+        client = found
+    if client.revoked_at is not None:
+        raise ClientProblem("This client has been blocked by an administrator.")
+    return client
+
+
+def check_client_scope(client: OAuthClient, scopes: Sequence[str]) -> None:
+    if client.scope:
+        allowed = set(client.scope.split())
+        extra = [s for s in scopes if s not in allowed]
+        if extra:
+            raise InvalidScope(f"this client was registered without the scope {' '.join(extra)}")
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization[:6].lower() == "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidClient("the Basic credentials are malformed") from exc
+    if ":" not in decoded:
+        raise InvalidClient("the Basic credentials are malformed")
+    client_id, secret = decoded.split(":", 1)
+    # RFC 6749 §2.3.1: the client identifier and password are form-urlencoded before encoding.
+    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+def _presented_credentials(
+    authorization: str | None, form_client_id: str | None, form_client_secret: str | None
+) -> tuple[str, str | None, str | None]:
+    """The method the client used, its client_id and its secret."""
+    basic = _basic_credentials(authorization)
+    if basic and (form_client_secret or (form_client_id and form_client_id != basic[0])):
+        # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+        # request."
+        raise InvalidRequest("use exactly one client authentication method")
+    if basic:
+        return "client_secret_basic", basic[0], basic[1]
+    if form_client_secret:
+        return "client_secret_post", form_client_id, form_client_secret
+    return "none", form_client_id, None
+
+
+async def authenticate_client(
+    *,
+    session: AsyncSession,
+    secret_key: bytes,
+    fetcher: CimdFetcher,
+    authorization: str | None,
+    form_client_id: str | None,
+    form_client_secret: str | None,
+) -> OAuthClient:
+    """RFC 6749 §2.3: authenticate the client by the method it registered."""
+    method, client_id, secret = _presented_credentials(
+        authorization, form_client_id, form_client_secret
+    )
+    if not client_id:
+        raise InvalidClient("client authentication is required (send client_id)")
+    try:
+        client = await resolve_client(session, fetcher, client_id)
+    except ClientProblem as exc:
+        raise InvalidClient(str(exc)) from exc
+    if client.token_endpoint_auth_method != method:
+        raise InvalidClient(
+            f"this client must authenticate with {client.token_endpoint_auth_method}"
+        )
+    if method != "none":
+        expected = client.client_secret_hash or ""
+        if secret is None or not constant_time_equals(
+            hash_client_secret(secret_key, secret), expected
+        ):
+            raise InvalidClient("client authentication failed")
+    return client

@@ -1,0 +1,86 @@
+"""The form of a request to /token, /revoke or /introspect, and the client that sent it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.clients import authenticate_client
+from app.oauth.errors import InvalidRequest
+from app.oauth.models import OAuthClient
+
+MAX_FIELDS = 50
+
+
+@dataclass(frozen=True)
+class ClientForm:
+    """An application/x-www-form-urlencoded body, each parameter at most once (but `resource`)."""
+
+    values: dict[str, list[str]]
+
+    def one(self, name: str) -> str | None:
+        found = self.values.get(name)
+        return found[0] if found else None
+
+    def all(self, name: str) -> list[str]:
+        return self.values.get(name, [])
+
+
+async def read_form(request: Request) -> ClientForm:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidRequest("send the request as application/x-www-form-urlencoded")
+    form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+    values: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            raise InvalidRequest("file uploads are not accepted")
+        values.setdefault(key, []).append(value)
+    # RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once."
+    repeated = [k for k, v in values.items() if len(v) > 1 and k != "resource"]
+    if repeated:
+        raise InvalidRequest(f"parameters repeated: {', '.join(sorted(repeated))}")
+    return ClientForm(values)
+
+
+async def sending_client(
+    request: Request,
+    form: ClientForm,
+    *,
+    session: AsyncSession,
+    secret_key: bytes,
+    fetcher: CimdFetcher,
+) -> OAuthClient:
+    return await authenticate_client(
+        session=session,
+        secret_key=secret_key,
+        fetcher=fetcher,
+        authorization=request.headers.get("authorization"),
+        form_client_id=form.one("client_id"),
+        form_client_secret=form.one("client_secret"),
+    )
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """RFC 7009 §2.1 / RFC 7662 §2.1: the client, the `token` and its `token_type_hint`."""
+
+    client: OAuthClient
+    token: str
+    hint: str | None
+
+
+async def read_token_request(
+    request: Request, *, session: AsyncSession, secret_key: bytes, fetcher: CimdFetcher
+) -> TokenRequest:
+    form = await read_form(request)
+    client = await sending_client(
+        request, form, session=session, secret_key=secret_key, fetcher=fetcher
+    )
+    token = form.one("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    return TokenRequest(client, token, form.one("token_type_hint"))

@@ -1,0 +1,39 @@
+"""POST /introspect: RFC 7662 token introspection."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.db import SessionDep
+from app.kit.web import SettingsDep
+from app.oauth.deps import FetcherDep, SigningKeysDep
+from app.oauth.endpoints.forms import read_token_request
+from app.oauth.errors import NO_STORE, InvalidClient
+from app.oauth.introspection import introspect as introspect_token
+from app.telemetry import note, traced
+
+router = APIRouter()
+
+
+@router.post("/introspect")
+@traced("oauth.introspect")
+async def introspect(
+    request: Request,
+    *,
+    session: SessionDep,
+    settings: SettingsDep,
+    fetcher: FetcherDep,
+    keys: SigningKeysDep,
+) -> Response:
+    asked = await read_token_request(
+        request, session=session, secret_key=settings.secret_key_bytes, fetcher=fetcher
+    )
+    if asked.client.is_public:
+        # RFC 7662 §2.1: "the endpoint MUST also require some form of authorization".
+        raise InvalidClient("introspection needs a confidential client")
+    body = await introspect_token(
+        session=session, settings=settings, keys=keys, token=asked.token, caller=asked.client
+    )
+    note(gatehouse__outcome="active" if body.get("active") else "inactive")
+    return JSONResponse(body, headers=NO_STORE)

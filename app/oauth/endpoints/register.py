@@ -1,0 +1,49 @@
+"""POST /register: RFC 7591 dynamic client registration."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.db import SessionDep
+from app.kit.web import SettingsDep, client_ip
+from app.oauth.deps import RateLimitsDep
+from app.oauth.errors import NO_STORE, InvalidRequest, TooManyRequests
+from app.oauth.registration import register_client, registration_response
+from app.telemetry import note, traced
+
+router = APIRouter()
+
+MAX_REGISTRATION_BYTES = 16 * 1024
+
+
+@router.post("/register")
+@traced("oauth.register")
+async def register(
+    request: Request, *, session: SessionDep, settings: SettingsDep, limits: RateLimitsDep
+) -> Response:
+    ip = client_ip(request) or "unknown"
+    verdict = await limits.hit(limits.rule(settings.registration_limit_ip), "register-ip", ip)
+    if not verdict.allowed:
+        raise TooManyRequests(
+            "too many registrations from this address; retry later",
+            retry_after=verdict.retry_after,
+        )
+    body = await request.body()
+    if len(body) > MAX_REGISTRATION_BYTES:
+        raise InvalidRequest("the registration request is too large")
+    try:
+        metadata = json.loads(body or b"null")
+    except ValueError as exc:
+        raise InvalidRequest("the registration request must be JSON") from exc
+    registered = await register_client(
+        session, secret_key=settings.secret_key_bytes, metadata=metadata, ip=ip
+    )
+    note(
+        gatehouse__outcome="registered",
+        oauth__client_id=registered.client.client_id,
+        oauth__auth_method=registered.client.token_endpoint_auth_method,
+    )
+    return JSONResponse(registration_response(registered), status_code=201, headers=NO_STORE)

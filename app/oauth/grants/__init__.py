@@ -1,0 +1,1 @@
+"""The grant types /token accepts: one module each."""

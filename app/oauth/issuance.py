@@ -1,0 +1,94 @@
+"""Issuing tokens for a grant: the refresh-token row and the signed access token (RFC 6749 §5.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db import utcnow
+from app.kit.security import hash_token
+from app.oauth.access_tokens import AccessTokenRequest
+from app.oauth.models import OAuthClient, OAuthGrant, RefreshToken
+from app.oauth.scopes import format_scopes
+from app.oauth.signing_keys import SigningKeys
+
+REFRESH_PREFIX = "gh_rt_"
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    scope: str
+
+    def as_json(self) -> dict[str, Any]:
+        # RFC 6749 §5.1
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+            "scope": self.scope,
+        }
+
+
+def refresh_token_hash(secret_key: bytes, token: str) -> str:
+    return hash_token(secret_key, token, purpose="refresh")
+
+
+async def find_refresh_token(
+    session: AsyncSession, secret_key: bytes, token: str
+) -> RefreshToken | None:
+    stmt = select(RefreshToken).where(
+        RefreshToken.token_hash == refresh_token_hash(secret_key, token)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def new_refresh_row(
+    settings: Settings, grant: OAuthGrant, client: OAuthClient, scopes: str, token: str
+) -> RefreshToken:
+    """The row for a new refresh token; only its hash is stored."""
+    return RefreshToken(
+        token_hash=refresh_token_hash(settings.secret_key_bytes, token),
+        grant_id=grant.id,
+        client_pk=client.id,
+        scopes=scopes,
+        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
+    )
+
+
+def touch(row: OAuthGrant | OAuthClient, now: datetime) -> None:
+    """Note a use, at a coarse resolution so a busy client does not write on every refresh."""
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+
+
+async def issue_access(
+    *,
+    settings: Settings,
+    keys: SigningKeys,
+    grant: OAuthGrant,
+    client: OAuthClient,
+    scopes: list[str],
+    refresh_token: str,
+) -> TokenResponse:
+    """Sign an access token for the grant and pair it with `refresh_token`."""
+    access_token, ttl = await keys.issue(
+        AccessTokenRequest(
+            issuer=settings.issuer,
+            audience=grant.resource,
+            subject=str(grant.user_id),
+            client_id=client.client_id,
+            scopes=scopes,
+            grant_id=grant.id,
+        )
+    )
+    return TokenResponse(access_token, ttl, refresh_token, format_scopes(scopes))
