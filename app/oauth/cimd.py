@@ -141,8 +141,7 @@ def _reject_constant(_name: str) -> None:
     raise CimdError("the client metadata document is not valid JSON")
 
 
-def parse_client_metadata(body: bytes, client_id: str) -> ClientMetadataDocument:
-    """Validate the bytes fetched from `client_id` as its client ID metadata document."""
+def _load(body: bytes) -> dict[str, Any]:
     # MCP 2025-11-25: authorization servers "MUST validate the document structure is valid JSON
     # and contains required fields".
     try:
@@ -155,13 +154,11 @@ def parse_client_metadata(body: bytes, client_id: str) -> ClientMetadataDocument
         raise CimdError("the client metadata document is not valid JSON") from None
     if not isinstance(data, dict):
         raise CimdError("the client metadata document is not a JSON object")
+    return data
 
-    # Draft §4.1: "MUST contain a client_id property whose value MUST match the URL of the
-    # document using simple string comparison"; MCP: "MUST validate that the fetched document's
-    # client_id matches the URL exactly".
-    if data.get("client_id") != client_id:
-        raise CimdError("the client_id in the client metadata document does not match its URL")
 
+def _auth_method(data: dict[str, Any]) -> str:
+    """The document's token_endpoint_auth_method: only `none`, with no secrets or private keys."""
     # Draft §4.1: "the client_secret and client_secret_expires_at properties MUST NOT be used".
     if "client_secret" in data or "client_secret_expires_at" in data:
         raise CimdError("a client metadata document must not contain a client secret")
@@ -179,7 +176,10 @@ def parse_client_metadata(body: bytes, client_id: str) -> ClientMetadataDocument
     # Draft (-latest) §4.1: "private key material MUST NOT be included".
     if _has_private_key(data.get("jwks")):
         raise CimdError("a client metadata document must not contain private keys")
+    return method
 
+
+def _redirect_uris(data: dict[str, Any]) -> tuple[str, ...]:
     # Draft §4.5: the document's redirect_uris are the registered redirect URIs that requests
     # are matched against exactly.
     redirect_uris = data.get("redirect_uris")
@@ -188,21 +188,32 @@ def parse_client_metadata(body: bytes, client_id: str) -> ClientMetadataDocument
     for uri in redirect_uris:
         if not isinstance(uri, str) or not _plausible_redirect_uri(uri):
             raise CimdError("the client metadata document has an invalid redirect URI")
+    return tuple(redirect_uris)
 
-    host = urlsplit(client_id).hostname or ""
-    client_name = data.get("client_name")
-    if client_name is not None and not isinstance(client_name, str):
-        raise CimdError("client_name must be a string")
-    client_name = (client_name or "").strip() or host
 
-    scope = data.get("scope")
-    if scope is not None and not isinstance(scope, str):
-        raise CimdError("scope must be a string")
+def _optional_string(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise CimdError(f"{name} must be a string")
+    return value
 
+
+def parse_client_metadata(body: bytes, client_id: str) -> ClientMetadataDocument:
+    """Validate the bytes fetched from `client_id` as its client ID metadata document."""
+    data = _load(body)
+    # Draft §4.1: "MUST contain a client_id property whose value MUST match the URL of the
+    # document using simple string comparison"; MCP: "MUST validate that the fetched document's
+    # client_id matches the URL exactly".
+    if data.get("client_id") != client_id:
+        raise CimdError("the client_id in the client metadata document does not match its URL")
+    method = _auth_method(data)
+    redirect_uris = _redirect_uris(data)
+    client_name = (_optional_string(data, "client_name") or "").strip()
+    scope = _optional_string(data, "scope")
     return ClientMetadataDocument(
         client_id=client_id,
-        client_name=client_name,
-        redirect_uris=tuple(redirect_uris),
+        client_name=client_name or urlsplit(client_id).hostname or "",
+        redirect_uris=redirect_uris,
         client_uri=_display_url(data.get("client_uri")),
         logo_uri=_display_url(data.get("logo_uri")),
         token_endpoint_auth_method=method,

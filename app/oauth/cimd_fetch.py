@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+from typing_extensions import override
 
 from app.oauth.cimd import (
     CimdError,
@@ -174,6 +175,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
             raise CimdError("the client_id host resolves to an address that is not public")
         return candidates
 
+    @override
     async def connect_unix_socket(
         self,
         path: str,

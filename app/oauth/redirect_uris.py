@@ -55,8 +55,8 @@ def _host(netloc: str) -> str:
     return host.split(":", 1)[0].lower()
 
 
-def redirect_uri_problem(uri: str) -> str | None:
-    """Why this URI may not be registered, or None if it may."""
+def _form_problem(uri: str) -> str | None:
+    """Why this is not a well-formed absolute URI without a fragment or user information."""
     if not isinstance(uri, str) or not uri:
         return "redirect URIs must be non-empty strings"
     if len(uri) > MAX_REDIRECT_URI_LENGTH:
@@ -74,10 +74,15 @@ def redirect_uri_problem(uri: str) -> str | None:
         return "redirect URIs must not contain a fragment"
     if parts.username or parts.password or "@" in parts.netloc:
         return "redirect URIs must not contain user information"
+    return None
+
+
+def _scheme_problem(uri: str) -> str | None:
+    """Why this scheme (and, for http, host) may not receive authorization responses."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
     if scheme == "https":
-        if not parts.hostname:
-            return "https redirect URIs need a host"
-        return None
+        return None if parts.hostname else "https redirect URIs need a host"
     if scheme == "http":
         # RFC 8252 §8.3 / OAuth 2.1: plain http only for the loopback interface.
         if _host(parts.netloc) not in LOOPBACK_HOSTS:
@@ -92,6 +97,11 @@ def redirect_uri_problem(uri: str) -> str | None:
         f"the {scheme}: scheme is not allowed: use https, loopback http, a reverse-DNS scheme "
         "such as com.example.app, or one of " + ", ".join(sorted(KNOWN_APP_SCHEMES))
     )
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why this URI may not be registered, or None if it may."""
+    return _form_problem(uri) or _scheme_problem(uri)
 
 
 def _is_loopback_http(uri: str) -> bool:

@@ -53,11 +53,7 @@ def _string_list(metadata: dict[str, Any], name: str, default: list[str]) -> lis
     return list(dict.fromkeys(value))
 
 
-def validate_metadata(metadata: object) -> dict[str, Any]:
-    """The client's metadata, checked and normalised; raises with a description of what to fix."""
-    if not isinstance(metadata, dict):
-        raise InvalidClientMetadata("the registration request must be a JSON object")
-
+def _redirect_uris(metadata: dict[str, Any]) -> list[str]:
     redirect_uris = _string_list(metadata, "redirect_uris", [])
     if not redirect_uris:
         raise InvalidRedirectUri("redirect_uris is required and must not be empty")
@@ -67,7 +63,11 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
         problem = redirect_uri_problem(uri)
         if problem:
             raise InvalidRedirectUri(problem)
+    return redirect_uris
 
+
+def _grants(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The auth method, grant types and response types."""
     method = metadata.get("token_endpoint_auth_method") or "client_secret_basic"
     if method not in AUTH_METHODS:
         raise InvalidClientMetadata(
@@ -84,28 +84,35 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     response_types = _string_list(metadata, "response_types", ["code"])
     if response_types != ["code"]:
         raise InvalidClientMetadata('response_types must be ["code"]')
-
-    scope = metadata.get("scope")
-    if scope is not None:
-        if not isinstance(scope, str):
-            raise InvalidClientMetadata("scope must be a space-separated string")
-        try:
-            scope = " ".join(parse_scope(scope))
-        except InvalidScope as exc:
-            raise InvalidClientMetadata(exc.description) from exc
-
-    name = metadata.get("client_name", "")
-    if not isinstance(name, str) or len(name) > MAX_STRING:
-        raise InvalidClientMetadata(f"client_name must be a string of at most {MAX_STRING} chars")
-    clean: dict[str, Any] = {
-        "redirect_uris": redirect_uris,
+    return {
         "token_endpoint_auth_method": method,
         "grant_types": grant_types,
         "response_types": response_types,
-        "client_name": clean_display_name(name),
     }
-    if scope:
-        clean["scope"] = scope
+
+
+def _scope(metadata: dict[str, Any]) -> str | None:
+    scope = metadata.get("scope")
+    if scope is None:
+        return None
+    if not isinstance(scope, str):
+        raise InvalidClientMetadata("scope must be a space-separated string")
+    try:
+        return " ".join(parse_scope(scope))
+    except InvalidScope as exc:
+        raise InvalidClientMetadata(exc.description) from exc
+
+
+def _client_name(metadata: dict[str, Any]) -> str:
+    name = metadata.get("client_name", "")
+    if not isinstance(name, str) or len(name) > MAX_STRING:
+        raise InvalidClientMetadata(f"client_name must be a string of at most {MAX_STRING} chars")
+    return clean_display_name(name)
+
+
+def _optional_fields(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The display and informational fields that were given, each checked."""
+    clean: dict[str, Any] = {}
     for field in URL_FIELDS:
         value = metadata.get(field)
         if value in (None, ""):
@@ -121,13 +128,29 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
         if not isinstance(value, str) or len(value) > MAX_STRING:
             raise InvalidClientMetadata(f"{field} must be a string of at most {MAX_STRING} chars")
         clean[field] = value
-    contacts = metadata.get("contacts")
-    if contacts not in (None, []):
+    if metadata.get("contacts") not in (None, []):
         clean["contacts"] = _string_list(metadata, "contacts", [])[:5]
-    application_type = metadata.get("application_type")
-    if application_type in ("web", "native"):
-        clean["application_type"] = application_type
+    if metadata.get("application_type") in ("web", "native"):
+        clean["application_type"] = metadata["application_type"]
     return clean
+
+
+def validate_metadata(metadata: object) -> dict[str, Any]:
+    """The client's metadata, checked and normalised; raises with a description of what to fix."""
+    if not isinstance(metadata, dict):
+        raise InvalidClientMetadata("the registration request must be a JSON object")
+    # Checked in this order, so the first problem reported is the same as it always was.
+    redirect_uris = _redirect_uris(metadata)
+    grants = _grants(metadata)
+    scope = _scope(metadata)
+    clean: dict[str, Any] = {
+        "redirect_uris": redirect_uris,
+        **grants,
+        "client_name": _client_name(metadata),
+    }
+    if scope:
+        clean["scope"] = scope
+    return clean | _optional_fields(metadata)
 
 
 def hash_client_secret(secret_key: bytes, secret: str) -> str:

@@ -75,6 +75,7 @@ async def test_grants_revoke_makes_refresh_fail(
 
 
 async def test_purge_deletes_an_expired_code(
+    *,
     app: FastAPI,
     backend: Backend,
     tmp_path: Path,

@@ -57,6 +57,7 @@ async def test_jwks_publishes_public_p256_keys_only(client: httpx.AsyncClient) -
 
 
 async def test_rotation_publishes_both_keys_and_old_tokens_keep_verifying(
+    *,
     app: FastAPI,
     backend: Backend,
     tmp_path: Path,
