@@ -137,4 +137,5 @@ class SigningKey(Base):
     sealed_version: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Unused, but the column is in migration 0002: dropping it takes a migration of its own.
     note: Mapped[str | None] = mapped_column(Text, default=None)
