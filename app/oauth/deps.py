@@ -36,7 +36,7 @@ def get_rate_limits(request: Request) -> RateLimits:
 
 
 def get_consent_extensions(request: Request) -> Sequence[ConsentExtension]:
-    extensions: Sequence[ConsentExtension] = getattr(request.app.state, "consent_extensions", ())
+    extensions: Sequence[ConsentExtension] = request.app.state.consent_extensions
     return extensions
 
 

@@ -13,19 +13,21 @@ PENDING_TTL = 600  # seconds a consent page stays valid
 PENDING_PURPOSE = "authorization-request"
 
 
-def seal_pending(secret_key: bytes, request: AuthorizationRequest, *, session_id: uuid.UUID) -> str:
+def seal_pending(
+    secret_key: bytes, authorization: AuthorizationRequest, *, session_id: uuid.UUID
+) -> str:
     """The `pending` value for a consent page shown in this browser session."""
     return sign_blob(
         secret_key,
         PENDING_PURPOSE,
         {
-            "client_id": request.client.client_id,
-            "redirect_uri": request.redirect_uri,
-            "scopes": list(request.scopes),
-            "state": request.state,
-            "code_challenge": request.code_challenge,
-            "resource": request.resource,
-            "redirect_uri_given": request.redirect_uri_given,
+            "client_id": authorization.client.client_id,
+            "redirect_uri": authorization.redirect_uri,
+            "scopes": list(authorization.scopes),
+            "state": authorization.state,
+            "code_challenge": authorization.code_challenge,
+            "resource": authorization.resource,
+            "redirect_uri_given": authorization.redirect_uri_given,
             "session": str(session_id),
         },
         ttl=PENDING_TTL,

@@ -116,7 +116,7 @@ async def _answer(
             session=session,
             settings=settings,
             user_id=browser.user_id,
-            request=checked,
+            authorization=checked,
             scopes=checked.scopes,
             remember=False,
             ip=client_ip(request),

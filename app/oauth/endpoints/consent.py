@@ -81,7 +81,7 @@ async def consent(
         session=session,
         settings=settings,
         user_id=browser.user_id,
-        request=checked,
+        authorization=checked,
         scopes=granted,
         remember=True,
         ip=ip,

@@ -33,10 +33,11 @@ def with_query(redirect_uri: str, params: dict[str, str | None]) -> str:
     return f"{redirect_uri}{separator}{query}"
 
 
-def code_redirect(settings: Settings, request: AuthorizationRequest, code: str) -> Response:
+def code_redirect(settings: Settings, authorization: AuthorizationRequest, code: str) -> Response:
     # RFC 6749 §4.1.2 and RFC 9207 §2: code, state, and iss.
     location = with_query(
-        request.redirect_uri, {"code": code, "state": request.state, "iss": settings.issuer}
+        authorization.redirect_uri,
+        {"code": code, "state": authorization.state, "iss": settings.issuer},
     )
     return RedirectResponse(location, status_code=303)
 

@@ -46,19 +46,19 @@ async def approve(
     session: AsyncSession,
     settings: Settings,
     user_id: uuid.UUID,
-    request: AuthorizationRequest,
+    authorization: AuthorizationRequest,
     scopes: Sequence[str],
     remember: bool,
     ip: str | None,
 ) -> str:
     """Create the grant and its authorization code; returns the code (its only plaintext)."""
-    client = await persist_client(session, request.client)
+    client = await persist_client(session, authorization.client)
     grant = OAuthGrant(
         user_id=user_id,
         client_pk=client.id,
         scopes=format_scopes(scopes),
-        resource=request.resource,
-        redirect_uri=request.redirect_uri,
+        resource=authorization.resource,
+        redirect_uri=authorization.redirect_uri,
     )
     session.add(grant)
     await session.flush()
@@ -68,11 +68,11 @@ async def approve(
             code_hash=_code_hash(settings.secret_key_bytes, code),
             grant_id=grant.id,
             client_pk=client.id,
-            redirect_uri=request.redirect_uri,
-            redirect_uri_given=request.redirect_uri_given,
-            code_challenge=request.code_challenge,
+            redirect_uri=authorization.redirect_uri,
+            redirect_uri_given=authorization.redirect_uri_given,
+            code_challenge=authorization.code_challenge,
             scopes=grant.scopes,
-            resource=request.resource,
+            resource=authorization.resource,
             expires_at=utcnow() + timedelta(seconds=settings.auth_code_ttl),
         )
     )
@@ -81,7 +81,7 @@ async def approve(
             session,
             user_id=user_id,
             client_pk=client.id,
-            redirect_uri=request.redirect_uri,
+            redirect_uri=authorization.redirect_uri,
             scopes=scopes,
         )
     audit.record(
