@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from app import audit
 from app.auth import service
@@ -20,7 +19,6 @@ from app.auth.deps import (
 from app.auth.models import BrowserSession
 from app.db import SessionDep
 from app.errors import NotFoundError
-from app.kit.ratelimit import RateLimits
 from app.kit.web import (
     CsrfProtected,
     SettingsDep,
@@ -30,6 +28,7 @@ from app.kit.web import (
     safe_next,
     set_cookie,
 )
+from app.state import ServicesDep
 from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
@@ -72,6 +71,7 @@ async def sign_up(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    services: ServicesDep,
     email: FormStr = "",
     password: FormStr = "",
     name: FormStr = "",
@@ -80,7 +80,7 @@ async def sign_up(
     if not settings.allow_signup:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
     ip = client_ip(request)
-    limits: RateLimits = request.app.state.rate_limits
+    limits = services.rate_limits
     # Each sign-up costs an argon2 hash (64 MiB, tens of ms): bound them per address.
     verdict = await limits.hit(limits.rule(settings.signup_limit_ip), "signup-ip", ip or "?")
     if not verdict.allowed:
@@ -127,11 +127,12 @@ async def sign_in(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    services: ServicesDep,
     email: FormStr = "",
     password: FormStr = "",
     next: FormStr = "",
 ) -> Response:
-    limits: RateLimits = request.app.state.rate_limits
+    limits = services.rate_limits
     ip = client_ip(request) or "unknown"
     account_key = service.normalise_email(email).lower()[:320]
     per_account = limits.rule(settings.signin_limit_account)
@@ -264,10 +265,9 @@ async def revoke_other_sessions(
 async def revoke_one_session(
     session_id: uuid.UUID, request: Request, session: SessionDep, browser: CurrentBrowserSession
 ) -> RedirectResponse:
-    stmt = select(BrowserSession).where(
-        BrowserSession.id == session_id, BrowserSession.user_id == browser.user_id
+    target = await service.find_user_session(
+        session, user_id=browser.user_id, session_id=session_id
     )
-    target = (await session.execute(stmt)).scalar_one_or_none()
     if target is None:
         raise NotFoundError("That session does not exist or is not yours.")
     await service.revoke_session(session, target)

@@ -150,6 +150,16 @@ async def session_from_token(
     return record
 
 
+async def find_user_session(
+    session: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID
+) -> BrowserSession | None:
+    """One of the user's own browser sessions (None for a session that is another user's)."""
+    stmt = select(BrowserSession).where(
+        BrowserSession.id == session_id, BrowserSession.user_id == user_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def revoke_session(session: AsyncSession, record: BrowserSession) -> None:
     if record.revoked_at is None:
         record.revoked_at = utcnow()

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.mcp.verification import (
+from app.mcp.revocation import (
     INTROSPECTION_CONCURRENCY,
     IntrospectionCheck,
     RevocationUnknown,

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.mcp.verification import RemoteTokenVerifier
+from app.mcp.verifiers import RemoteTokenVerifier
 from app.oauth.tokens import InvalidAccessToken
 from tests.local_server import serve_asgi
 
