@@ -21,9 +21,10 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from app.config import Settings, is_loopback_host
+from app.config import Settings
 from app.kit.body_limit import BodyTooLarge, read_body
 from app.kit.cors import PublicCors
+from app.kit.hosts import is_loopback_host
 from app.mcp import api
 from app.mcp.auth import McpChallenge, authenticate, challenge_response
 from app.mcp.call import SCOPE_KEY, CallContext
