@@ -202,7 +202,7 @@ def _install_authorization_server(app: FastAPI) -> None:
     from app.oauth.router import router as oauth_router
     from app.vault.router import router as vault_router
 
-    async def sign_in_required(request: Request, exc: Exception) -> Response:
+    async def sign_in_required(_request: Request, exc: Exception) -> Response:
         if not isinstance(exc, SignInRequired):  # pragma: no cover
             raise exc
         return RedirectResponse(sign_in_url(exc.next_path), status_code=303)

@@ -220,10 +220,6 @@ def failed(span: Span, error: str, description: str | None = None) -> None:
     span.set_status(Status(StatusCode.ERROR, description))
 
 
-def current_span() -> Span:
-    return trace.get_current_span()
-
-
 def note(**attributes: str | int | bool | None) -> None:
     """Add attributes to the current span (outcome, error code, client id...)."""
     span = trace.get_current_span()

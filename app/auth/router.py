@@ -17,6 +17,7 @@ from app.auth.deps import (
     OptionalBrowserSession,
 )
 from app.auth.models import BrowserSession
+from app.config import Settings
 from app.db import SessionDep
 from app.errors import NotFoundError
 from app.kit.web import (
@@ -37,7 +38,7 @@ FormStr = Annotated[str, Form()]
 
 
 def _signed_in_redirect(
-    request: Request, settings: SettingsDep, new: service.NewSession, next_path: str
+    settings: Settings, new: service.NewSession, next_path: str
 ) -> RedirectResponse:
     response = RedirectResponse(next_path, status_code=303)
     set_cookie(response, settings, SESSION_COOKIE, new.token, max_age=settings.session_max_ttl)
@@ -68,6 +69,7 @@ async def sign_up_page(
 @router.post("/sign-up", response_class=HTMLResponse, dependencies=[CsrfProtected])
 @traced("auth.sign_up")
 async def sign_up(
+    *,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -109,7 +111,7 @@ async def sign_up(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip, method="sign-up")
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    return _signed_in_redirect(settings, new, safe_next(next))
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -124,6 +126,7 @@ async def sign_in_page(
 @router.post("/sign-in", response_class=HTMLResponse, dependencies=[CsrfProtected])
 @traced("auth.sign_in")
 async def sign_in(
+    *,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -188,7 +191,7 @@ async def sign_in(
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip)
     note(gatehouse__outcome="success", enduser__id=str(user.id))
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    return _signed_in_redirect(settings, new, safe_next(next))
 
 
 @router.post("/sign-out", dependencies=[CsrfProtected])
@@ -196,7 +199,7 @@ async def sign_out(
     request: Request, session: SessionDep, settings: SettingsDep, browser: OptionalBrowserSession
 ) -> RedirectResponse:
     if browser is not None:
-        await service.revoke_session(session, browser)
+        service.revoke_session(browser)
         audit.record(session, "signout", user_id=browser.user_id, ip=client_ip(request))
     response = RedirectResponse("/sign-in", status_code=303)
     delete_cookie(response, settings, SESSION_COOKIE)
@@ -270,7 +273,7 @@ async def revoke_one_session(
     )
     if target is None:
         raise NotFoundError("That session does not exist or is not yours.")
-    await service.revoke_session(session, target)
+    service.revoke_session(target)
     audit.record(session, "session.revoked", user_id=browser.user_id, ip=client_ip(request))
     if target.id == browser.id:
         return RedirectResponse("/sign-in", status_code=303)
@@ -279,6 +282,7 @@ async def revoke_one_session(
 
 @router.post("/account/password", dependencies=[CsrfProtected])
 async def change_password(
+    *,
     request: Request,
     session: SessionDep,
     browser: CurrentBrowserSession,

@@ -160,7 +160,8 @@ async def find_user_session(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def revoke_session(session: AsyncSession, record: BrowserSession) -> None:
+def revoke_session(record: BrowserSession) -> None:
+    """Mark a session (a row of the caller's unit of work) revoked; committed with it."""
     if record.revoked_at is None:
         record.revoked_at = utcnow()
 

@@ -126,7 +126,7 @@ class SecretValue:
         return core_schema.is_instance_schema(
             cls,
             serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda value: MASK, when_used="json"
+                lambda _value: MASK, when_used="json"
             ),
         )
 

@@ -278,17 +278,17 @@ def install(app: FastAPI, settings: Settings, server: GatehouseMCP) -> McpEndpoi
 
 
 def _install_handlers(app: FastAPI, settings: Settings) -> None:
-    async def on_challenge(request: Request, exc: Exception) -> Response:
+    async def on_challenge(_request: Request, exc: Exception) -> Response:
         if not isinstance(exc, McpChallenge):  # pragma: no cover
             raise exc
         return challenge_response(settings, exc)
 
-    async def on_origin(request: Request, exc: Exception) -> Response:
+    async def on_origin(_request: Request, exc: Exception) -> Response:
         if not isinstance(exc, McpOriginRefused):  # pragma: no cover
             raise exc
         return JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
-    async def on_revocation_unknown(request: Request, exc: Exception) -> Response:
+    async def on_revocation_unknown(_request: Request, _exc: Exception) -> Response:
         # The token may be fine; the issuer that would say so is not answering. RFC 9110
         # §15.6.4: 503 with Retry-After, and a JSON-RPC error the client can show.
         return jsonrpc_error(

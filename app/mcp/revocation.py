@@ -85,7 +85,7 @@ class RevocationFeed:
         if time.monotonic() - self._polled_at > REVOCATION_MAX_AGE:
             await self.poll()
 
-    async def allows(self, token: str, claims: AccessTokenClaims) -> bool:
+    async def allows(self, _token: str, claims: AccessTokenClaims) -> bool:
         try:
             grant_id, user_id = uuid.UUID(claims.grant_id), uuid.UUID(claims.subject)
         except ValueError:

@@ -67,6 +67,7 @@ async def credentials_page(
 
 @router.post("/account/credentials/{name}", dependencies=[CsrfProtected])
 async def connect_credential(
+    *,
     name: str,
     request: Request,
     session: SessionDep,

@@ -50,7 +50,7 @@ class Issuer:
         self.hold = threading.Event()
         self.hold.set()
 
-    async def metadata(self, request: Request) -> JSONResponse:
+    async def metadata(self, request: Request) -> JSONResponse:  # noqa: ARG002 - a Starlette endpoint
         endpoint = self.introspection_endpoint or f"{self.url}/introspect"
         return JSONResponse({"issuer": self.url, "introspection_endpoint": endpoint})
 
