@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth import service
@@ -150,35 +151,13 @@ async def sign_in(
             audit.record(session, "signin.throttled", ip=ip, email=_auditable(account_key))
             note(gatehouse__outcome="failure", gatehouse__reason="throttled")
             signin_failures.add(1, {"gatehouse.reason": "throttled"})
-            minutes = max(1, round(verdict.retry_after / 60))
-            return render(
-                request,
-                "sign_in.html",
-                {
-                    **context,
-                    "error": f"Too many failed attempts. Try again in {minutes} minute"
-                    + ("s." if minutes != 1 else "."),
-                },
-                status_code=429,
-                headers={"Retry-After": str(verdict.retry_after)},
-            )
+            return _throttled_page(request, context, verdict.retry_after)
 
     user = await service.authenticate(session, email=email, password=password)
     if user is None:
         await limits.hit(per_account, "signin-account", account_key)
         await limits.hit(per_ip, "signin-ip", ip)
-        known = await service.find_user_by_email(session, email)
-        reason = "disabled" if known and known.disabled_at else "bad_credentials"
-        note(gatehouse__outcome="failure", gatehouse__reason=reason)
-        signin_failures.add(1, {"gatehouse.reason": reason})
-        audit.record(
-            session,
-            "signin.failure",
-            user_id=known.id if known else None,
-            ip=ip,
-            email=_auditable(account_key),
-            reason=reason,
-        )
+        await _record_failure(session, email=email, account_key=account_key, ip=ip)
         return render(
             request,
             "sign_in.html",
@@ -192,6 +171,36 @@ async def sign_in(
     audit.record(session, "signin.success", user_id=user.id, ip=ip)
     note(gatehouse__outcome="success", enduser__id=str(user.id))
     return _signed_in_redirect(settings, new, safe_next(next))
+
+
+def _throttled_page(request: Request, context: dict[str, str], retry_after: int) -> Response:
+    minutes = max(1, round(retry_after / 60))
+    return render(
+        request,
+        "sign_in.html",
+        {
+            **context,
+            "error": f"Too many failed attempts. Try again in {minutes} minute"
+            + ("s." if minutes != 1 else "."),
+        },
+        status_code=429,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def _record_failure(session: AsyncSession, *, email: str, account_key: str, ip: str) -> None:
+    known = await service.find_user_by_email(session, email)
+    reason = "disabled" if known and known.disabled_at else "bad_credentials"
+    note(gatehouse__outcome="failure", gatehouse__reason=reason)
+    signin_failures.add(1, {"gatehouse.reason": reason})
+    audit.record(
+        session,
+        "signin.failure",
+        user_id=known.id if known else None,
+        ip=ip,
+        email=_auditable(account_key),
+        reason=reason,
+    )
 
 
 @router.post("/sign-out", dependencies=[CsrfProtected])

@@ -20,7 +20,7 @@ from app.auth.passwords import (
     verify_password,
 )
 from app.config import Settings
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 from app.kit.security import hash_token, new_token
 
 SESSION_TOKEN_PREFIX = "gh_s_"  # noqa: S105 - a prefix, not a secret
@@ -177,7 +177,7 @@ async def revoke_user_sessions(
     if keep is not None:
         stmt = stmt.where(BrowserSession.id != keep)
     result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rows_affected(result)
 
 
 async def active_sessions(session: AsyncSession, *, user_id: uuid.UUID) -> list[BrowserSession]:

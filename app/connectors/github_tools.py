@@ -24,7 +24,7 @@ MAX_PER_PAGE = 50
 MAX_TEXT = 300
 
 
-def _clip(value: Any, limit: int = MAX_TEXT) -> str | None:
+def _clip(value: object, limit: int = MAX_TEXT) -> str | None:
     if value is None:
         return None
     text = str(value)

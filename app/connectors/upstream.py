@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -32,7 +32,9 @@ def reconnect_url(call: CallContext) -> str:
     return f"{call.settings.public_url}/account/credentials"
 
 
-def _cache_key(call: CallContext, connector: str, generation: str, tool: str, args: Any) -> str:
+def _cache_key(
+    call: CallContext, connector: str, generation: str, tool: str, args: Mapping[str, object]
+) -> str:
     digest = hashlib.sha256(json.dumps([tool, args], sort_keys=True).encode()).hexdigest()[:32]
     return f"{call.auth.user.id}:{connector}:{generation}:{digest}"
 

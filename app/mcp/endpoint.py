@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
@@ -19,7 +18,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.kit.body_limit import BodyTooLarge, read_body
@@ -92,7 +91,7 @@ def method_not_allowed() -> JSONResponse:
     return jsonrpc_error(405, -32600, message, headers={"Allow": "POST"})
 
 
-def _tool_calls(message: Any) -> list[str]:
+def _tool_calls(message: object) -> list[str]:
     messages = message if isinstance(message, list) else [message]
     names = []
     for item in messages:
@@ -106,7 +105,7 @@ def _tool_calls(message: Any) -> list[str]:
 class SdkResponse(Response):
     """Hands the request, body already read, to the SDK's Streamable HTTP session manager."""
 
-    def __init__(self, handler: Any, body: bytes, call: CallContext) -> None:
+    def __init__(self, handler: ASGIApp, body: bytes, call: CallContext) -> None:
         super().__init__()
         self._handler = handler
         self._body = body
@@ -127,7 +126,7 @@ class SdkResponse(Response):
 STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
 
 
-def _answers_as_stream(headers: Headers, message: Any) -> bool:
+def _answers_as_stream(headers: Headers, message: object) -> bool:
     """Whether to hand the request to the SSE session manager or the plain-JSON one.
 
     Streamable HTTP lets the server answer a request with one JSON object or an SSE stream, and
@@ -206,7 +205,7 @@ class McpEndpoint:
         manager = self.sse_manager if stream else self.json_manager
         await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
 
-    def _demand_tool_scopes(self, message: Any, granted: frozenset[str]) -> None:
+    def _demand_tool_scopes(self, message: object, granted: frozenset[str]) -> None:
         for name in _tool_calls(message):
             missing = self.server.tool_scopes.get(name, frozenset()) - granted
             if missing:
@@ -226,7 +225,7 @@ def _session_manager(
     return server.server.session_manager
 
 
-async def _read_message(request: Request) -> tuple[bytes, Any] | Response | None:
+async def _read_message(request: Request) -> tuple[bytes, object] | Response | None:
     """The body and its JSON, or the JSON-RPC error to answer instead (None when the client
     went away: nobody is listening for an answer)."""
     try:
