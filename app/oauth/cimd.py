@@ -28,6 +28,8 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 import httpx
 
+from app.kit.urls import SCRIPT_SCHEMES as _UNSAFE_REDIRECT_SCHEMES
+
 logger = logging.getLogger("gatehouse.oauth.cimd")
 
 MAX_CLIENT_ID_LENGTH = 2048
@@ -44,7 +46,6 @@ _SYMMETRIC_AUTH_METHODS = frozenset(
 )
 # JWK members that only a private (or symmetric) key carries (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_UNSAFE_REDIRECT_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "about"})
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?\.?")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
