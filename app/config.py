@@ -8,9 +8,7 @@ issuer that is not loopback, is a start-up error that names the variable and say
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
-import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -28,26 +26,22 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.kit import secret_files
+from app.kit.hosts import is_loopback_host
+
 logger = logging.getLogger("gatehouse.config")
 
 MIN_SECRET_KEY_LENGTH = 32
 # The placeholder .env.example ships for POSTGRES_PASSWORD; production refuses it.
 PLACEHOLDER_PASSWORDS = frozenset({"changethis"})
 KNOWN_CONNECTORS = ("github",)
+# The client_id prefix of a resource server's introspection credentials (`gatehouse clients
+# add-resource-server`); AUTH_INTROSPECTION_CLIENT_ID must carry it.
+RESOURCE_SERVER_ID_PREFIX = "gh_rs_"
 
 
 class ConfigError(Exception):
     """A setting is missing or unsafe; the message names the variable and the fix."""
-
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _split_csv(value: object) -> object:
@@ -227,50 +221,9 @@ class Settings(BaseSettings):
     def check(self) -> Settings:
         """Fill in development secrets and refuse unsafe production configurations."""
         problems: list[str] = []
-        issuer_host = urlsplit(self.public_url).hostname or ""
         if self.is_production:
-            if self.secret_key is None:
-                problems.append(
-                    "SECRET_KEY is required in production: set it to a random value of at least "
-                    f"{MIN_SECRET_KEY_LENGTH} characters (python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(48))')"
-                )
-            elif len(self.secret_key.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
-                problems.append(
-                    f"SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} "
-                    "random characters"
-                )
-            elif self._is_generated_file_value("secret_key", self.secret_key):
-                problems.append(
-                    "SECRET_KEY is the development key generated into the var directory: "
-                    "set a fresh production secret"
-                )
-            if self.vault_keys is None:
-                problems.append(
-                    "VAULT_KEYS is required in production: set 'kid:base64-32-bytes' "
-                    "(python -c 'import base64,os; "
-                    'print("k1:" + base64.b64encode(os.urandom(32)).decode())\')'
-                )
-            elif self._is_generated_file_value("vault_keys", self.vault_keys):
-                problems.append(
-                    "VAULT_KEYS is the development key generated into the var directory: "
-                    "set a fresh production key"
-                )
-            if not self.https and not is_loopback_host(issuer_host):
-                problems.append(
-                    f"PUBLIC_URL must be https in production (got {self.public_url}); "
-                    "terminate TLS in front of Gatehouse and set PUBLIC_URL=https://your.host"
-                )
-            if self.cimd_allow_loopback or self.cimd_ca_bundle:
-                problems.append(
-                    "CIMD_ALLOW_LOOPBACK and CIMD_CA_BUNDLE are test-only settings: unset them"
-                )
-            if (
-                self.gatehouse_role == "mcp"
-                and not self.auth_issuer_url.startswith("https://")
-                and not is_loopback_host(urlsplit(self.auth_issuer_url).hostname or "")
-            ):
-                problems.append("AUTH_ISSUER_URL must be https in production")
+            problems.extend(self._production_secret_problems())
+            problems.extend(self._production_url_problems())
             problems.extend(self._production_deployment_problems())
         problems.extend(self._introspection_problems())
         if problems:
@@ -283,6 +236,56 @@ class Settings(BaseSettings):
             key = base64.b64encode(secrets.token_bytes(32)).decode()
             self.vault_keys = SecretStr(self._generate_once("vault_keys", f"dev1:{key}"))
         return self
+
+    def _production_secret_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.secret_key is None:
+            problems.append(
+                "SECRET_KEY is required in production: set it to a random value of at least "
+                f"{MIN_SECRET_KEY_LENGTH} characters (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        elif len(self.secret_key.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            problems.append(
+                f"SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random characters"
+            )
+        elif self._is_generated_file_value("secret_key", self.secret_key):
+            problems.append(
+                "SECRET_KEY is the development key generated into the var directory: "
+                "set a fresh production secret"
+            )
+        if self.vault_keys is None:
+            problems.append(
+                "VAULT_KEYS is required in production: set 'kid:base64-32-bytes' "
+                "(python -c 'import base64,os; "
+                'print("k1:" + base64.b64encode(os.urandom(32)).decode())\')'
+            )
+        elif self._is_generated_file_value("vault_keys", self.vault_keys):
+            problems.append(
+                "VAULT_KEYS is the development key generated into the var directory: "
+                "set a fresh production key"
+            )
+        return problems
+
+    def _production_url_problems(self) -> list[str]:
+        problems: list[str] = []
+        issuer_host = urlsplit(self.public_url).hostname or ""
+        if not self.https and not is_loopback_host(issuer_host):
+            problems.append(
+                f"PUBLIC_URL must be https in production (got {self.public_url}); "
+                "terminate TLS in front of Gatehouse and set PUBLIC_URL=https://your.host"
+            )
+        if self.cimd_allow_loopback or self.cimd_ca_bundle:
+            problems.append(
+                "CIMD_ALLOW_LOOPBACK and CIMD_CA_BUNDLE are test-only settings: unset them"
+            )
+        if (
+            self.gatehouse_role == "mcp"
+            and not self.auth_issuer_url.startswith("https://")
+            and not is_loopback_host(urlsplit(self.auth_issuer_url).hostname or "")
+        ):
+            problems.append("AUTH_ISSUER_URL must be https in production")
+        return problems
 
     def _production_deployment_problems(self) -> list[str]:
         """Where the data lives and whom the resource server trusts: checked in production."""
@@ -337,9 +340,6 @@ class Settings(BaseSettings):
                 "set both (printed by `gatehouse clients add-resource-server` on the auth "
                 "service) or neither"
             ]
-        # Here, not at the top: settings load before (and without) the OAuth modules.
-        from app.oauth.registration import RESOURCE_SERVER_ID_PREFIX
-
         client_id = self.auth_introspection_client_id
         # An ordinary client's credentials would pass the issuer's check and then learn
         # nothing but "inactive".
@@ -382,40 +382,11 @@ class Settings(BaseSettings):
             )
         return notes
 
-    def _secret_path(self, name: str) -> Path:
-        return self.var_dir / name
-
     def _is_generated_file_value(self, name: str, value: SecretStr) -> bool:
-        path = self._secret_path(name)
-        try:
-            return path.read_text().strip() == value.get_secret_value()
-        except OSError:
-            return False
+        return secret_files.holds(self.var_dir / name, value.get_secret_value())
 
     def _generate_once(self, name: str, fresh: str) -> str:
-        path = self._secret_path(name)
-        variable = name.upper()
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write a private temporary file, then link it into place: link() fails if another
-        # process got there first, and nobody ever reads a half-written key.
-        tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(fresh + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return path.read_text().strip()
-        finally:
-            tmp.unlink()
-        logger.warning(
-            "%s was not set: generated a development value into %s (never use it in production)",
-            variable,
-            path,
-        )
-        return fresh
+        return secret_files.generate_once(self.var_dir / name, fresh, variable=name.upper())
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,4 +1,4 @@
-"""Application errors and the handlers that render them."""
+"""Application errors and the handlers that render them (the types live in app/kit/errors.py)."""
 
 from __future__ import annotations
 
@@ -7,36 +7,13 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.kit.errors import AppError, CsrfError, NotFoundError
+from app.kit.web import render
 
-class AppError(Exception):
-    status_code = 400
-    title = "Something went wrong"
-    message = "The request could not be completed."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.message)
-        if message:
-            self.message = message
-
-
-class CsrfError(AppError):
-    status_code = 403
-    title = "This form has expired"
-    message = (
-        "The form could not be verified (it may be old, or sent from another site). "
-        "Go back, reload the page and try again."
-    )
-
-
-class NotFoundError(AppError):
-    status_code = 404
-    title = "Not found"
-    message = "There is nothing here."
+__all__ = ["AppError", "CsrfError", "NotFoundError", "install_error_handlers"]
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from app.kit.web import render
-
     async def app_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, AppError):  # pragma: no cover - registered for AppError only
             raise exc

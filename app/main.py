@@ -7,14 +7,17 @@ import contextlib
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+from typing import Protocol
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
 from app.auth.deps import SignInRequired, sign_in_url
@@ -22,15 +25,34 @@ from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
 from app.connectors.cache import make_cache
+from app.connectors.consent import ConnectorConsent
 from app.connectors.registry import build_connectors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.housekeeping import purge
 from app.kit.body_limit import BodyLimit
 from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
 from app.kit.ratelimit import RateLimits
 from app.kit.web import APP_DIR
-from app.telemetry import instrument_app, instrument_engine, setup_telemetry
+from app.mcp.directory import Directory
+from app.mcp.revocation import IntrospectionCheck, RevocationCheck, RevocationFeed
+from app.mcp.verifiers import (
+    CachingTokenVerifier,
+    LocalTokenVerifier,
+    RemoteTokenVerifier,
+    TokenVerifier,
+)
+from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.signing_keys import SigningKeys
+from app.state import (
+    AuthorizationServices,
+    ResourceServices,
+    Services,
+    ServicesDep,
+    publish,
+)
+from app.telemetry import Telemetry, instrument_app, instrument_engine, setup_telemetry
 
 logger = logging.getLogger("gatehouse")
 
@@ -57,33 +79,16 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     telemetry = setup_telemetry(settings)
     envelope = Envelope(LocalKeyProvider.from_env_value(settings.vault_keys_value))
     connectors = build_connectors(settings)
+    endpoint: McpEndpointLike | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        instrument_engine(engine, telemetry)
-        sessionmaker = create_sessionmaker(engine)
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
-        app.state.rate_limits = RateLimits(settings.redis_url)
-        app.state.envelope = envelope
-        app.state.connectors = connectors
-        app.state.connector_cache = make_cache(
-            redis_url=settings.redis_url,
-            zone=settings.connector_cache_tz,
-            fixed_ttl=settings.connector_cache_ttl,
-        )
         async with AsyncExitStack() as stack:
             stack.callback(telemetry.flush)
-            stack.push_async_callback(engine.dispose)
-            stack.push_async_callback(app.state.rate_limits.aclose)
-            stack.push_async_callback(app.state.connector_cache.aclose)
-            for connector in connectors.values():
-                stack.push_async_callback(connector.aclose)
-            if serves_auth:
-                await _start_authorization_server(app, settings, stack)
-            if serves_mcp:
-                await _start_resource_server(app, settings, stack)
+            services = await _start_services(settings, telemetry, envelope, connectors, stack)
+            publish(app, services)
+            if endpoint is not None:
+                await stack.enter_async_context(endpoint.running())
             if freeze_after_startup:
                 _freeze_startup_objects()
             yield
@@ -96,28 +101,14 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.settings = settings
+    app.state.settings = settings  # read by app.kit.web before and after start-up
     app.state.telemetry = telemetry
     install_error_handlers(app)
-
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["ops"])
-    async def ready(request: Request) -> Response:
-        try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure means "not ready"; say which kind, no details
-            logger.warning("readiness check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
-
+    app.include_router(ops_router)
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
     # The router tries routes in order: /mcp, the hot path, goes before the pages and the AS.
     if serves_mcp:
-        _install_resource_server(app, settings, connectors.values())
+        endpoint = _install_resource_server(app, settings, connectors.values())
     if serves_auth:
         _install_authorization_server(app)
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
@@ -125,6 +116,84 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
     instrument_app(app, telemetry)
     return app
+
+
+ops_router = APIRouter(tags=["ops"])
+
+
+@ops_router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@ops_router.get("/ready")
+async def ready(services: ServicesDep) -> Response:
+    try:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "not ready"; say which kind, no details
+        logger.warning("readiness check failed: %s", type(exc).__name__)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+class McpEndpointLike(Protocol):
+    """What the lifespan needs of app.mcp.endpoint.McpEndpoint (not imported in role auth)."""
+
+    def running(self) -> AbstractAsyncContextManager[None]: ...
+
+
+async def _start_services(
+    settings: Settings,
+    telemetry: Telemetry,
+    envelope: Envelope,
+    connectors: Mapping[str, Connector],
+    stack: AsyncExitStack,
+) -> Services:
+    """Everything the process keeps open while it serves; closed by `stack`, newest first."""
+    engine = create_engine(settings.database_url)
+    instrument_engine(engine, telemetry)
+    stack.push_async_callback(engine.dispose)
+    sessionmaker = create_sessionmaker(engine)
+    rate_limits = RateLimits(settings.redis_url)
+    stack.push_async_callback(rate_limits.aclose)
+    cache = make_cache(
+        redis_url=settings.redis_url,
+        zone=settings.connector_cache_tz,
+        fixed_ttl=settings.connector_cache_ttl,
+    )
+    stack.push_async_callback(cache.aclose)
+    for connector in connectors.values():
+        stack.push_async_callback(connector.aclose)
+    authorization = resource = None
+    if settings.gatehouse_role in ("all", "auth"):
+        authorization = await _start_authorization_server(settings, sessionmaker, envelope, stack)
+        authorization = replace(
+            authorization,
+            consent_extensions=(
+                ConnectorConsent(
+                    settings=settings,
+                    enabled=connectors,
+                    limits=rate_limits,
+                    envelope=envelope,
+                    cache=cache,
+                ),
+            ),
+        )
+    if settings.gatehouse_role in ("all", "mcp"):
+        resource = await _start_resource_server(settings, sessionmaker, authorization, stack)
+    return Services(
+        settings=settings,
+        telemetry=telemetry,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        rate_limits=rate_limits,
+        envelope=envelope,
+        connectors=connectors,
+        connector_cache=cache,
+        authorization_services=authorization,
+        resource_services=resource,
+    )
 
 
 def _freeze_startup_objects() -> None:
@@ -148,7 +217,7 @@ def _install_authorization_server(app: FastAPI) -> None:
     from app.oauth.errors import install_oauth_error_handler
     from app.vault.router import router as vault_router
 
-    async def sign_in_required(request: Request, exc: Exception) -> Response:
+    async def sign_in_required(_request: Request, exc: Exception) -> Response:
         if not isinstance(exc, SignInRequired):  # pragma: no cover
             raise exc
         return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
@@ -161,35 +230,23 @@ def _install_authorization_server(app: FastAPI) -> None:
 
 
 async def _start_authorization_server(
-    app: FastAPI, settings: Settings, stack: AsyncExitStack
-) -> None:
-    from app.connectors.consent import ConnectorConsent
-    from app.oauth.cimd_fetch import CimdFetcher
-    from app.oauth.signing_keys import SigningKeys
-
-    app.state.signing_keys = SigningKeys(
-        app.state.sessionmaker, app.state.envelope, access_token_ttl=settings.access_token_ttl
-    )
-    app.state.cimd_fetcher = CimdFetcher(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    envelope: Envelope,
+    stack: AsyncExitStack,
+) -> AuthorizationServices:
+    signing_keys = SigningKeys(sessionmaker, envelope, access_token_ttl=settings.access_token_ttl)
+    cimd_fetcher = CimdFetcher(
         ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
     )
-    stack.push_async_callback(app.state.cimd_fetcher.aclose)
-    # The steps other features add to the consent page (app/oauth/consent.py).
-    app.state.consent_extensions = (
-        ConnectorConsent(
-            settings=settings,
-            enabled=app.state.connectors,
-            limits=app.state.rate_limits,
-            envelope=app.state.envelope,
-            cache=app.state.connector_cache,
-        ),
-    )
+    stack.push_async_callback(cimd_fetcher.aclose)
     # Make sure a signing key exists before the first request: creating one inside a request
     # would need a second write transaction while the request's own is open.
-    await app.state.signing_keys.active()
+    await signing_keys.active()
     if settings.purge_interval:
-        task = asyncio.create_task(_purge_periodically(app))
+        task = asyncio.create_task(_purge_periodically(settings, sessionmaker, signing_keys))
         stack.push_async_callback(_cancel, task)
+    return AuthorizationServices(signing_keys=signing_keys, cimd_fetcher=cimd_fetcher)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -198,16 +255,15 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _purge_periodically(app: FastAPI) -> None:
+async def _purge_periodically(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], keys: SigningKeys
+) -> None:
     """Delete expired rows now and then; with jitter, so replicas do not all run at once."""
-    from app.housekeeping import purge
-
-    settings: Settings = app.state.settings
     while True:
         await asyncio.sleep(settings.purge_interval * (0.5 + secrets.randbelow(1000) / 1000))
         try:
-            async with app.state.sessionmaker() as session, session.begin():
-                counts = await purge(session, settings, app.state.signing_keys.publish_window())
+            async with sessionmaker() as session, session.begin():
+                counts = await purge(session, settings, keys.publish_window())
             logger.info("purged expired rows: %s", counts)
         except Exception:  # keep the loop alive; the next round retries
             logger.exception("purge failed")
@@ -218,88 +274,26 @@ async def _purge_periodically(app: FastAPI) -> None:
 
 def _install_resource_server(
     app: FastAPI, settings: Settings, connectors: Iterable[Connector]
-) -> None:
-    from mcp.server.transport_security import TransportSecuritySettings
+) -> McpEndpointLike:
+    # Imported here, not at the top: role `auth` never loads the MCP SDK
+    # (tests/test_roles_imports.py).
+    from app.mcp.endpoint import install
+    from app.mcp.server import GatehouseMCP
+    from app.mcp.tools import register_all
 
-    from app.mcp.deps import McpChallenge, challenge_response
-    from app.mcp.router import (
-        McpOriginRefused,
-        allowed_hosts,
-        allowed_origins,
-        jsonrpc_error,
-        metadata_router,
-    )
-    from app.mcp.router import router as mcp_router
-    from app.mcp.server import build_mcp
-    from app.mcp.verification import RevocationUnknown
-
-    mcp = build_mcp(connectors)
-    # Host and Origin are checked by our own dependency, before authentication.
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    mcp.server.streamable_http_app(stateless_http=True, transport_security=security)
-    app.state.mcp_sse_manager = mcp.server.session_manager
-    mcp.server.streamable_http_app(
-        stateless_http=True, json_response=True, transport_security=security
-    )
-    app.state.mcp_json_manager = mcp.server.session_manager
-    app.state.mcp = mcp
-    app.state.mcp_hosts = allowed_hosts(settings)
-    app.state.mcp_origins = allowed_origins(settings)
-
-    async def on_challenge(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, McpChallenge):  # pragma: no cover
-            raise exc
-        return challenge_response(request, exc)
-
-    async def on_origin(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, McpOriginRefused):  # pragma: no cover
-            raise exc
-        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-    async def on_revocation_unknown(request: Request, exc: Exception) -> Response:
-        # The token may be fine; the issuer that would say so is not answering. RFC 9110
-        # §15.6.4: 503 with Retry-After, and a JSON-RPC error the client can show.
-        return jsonrpc_error(
-            503,
-            -32603,
-            "the authorization server cannot confirm this token right now; retry shortly",
-            headers={"Retry-After": "5", "Cache-Control": "no-store"},
-        )
-
-    app.add_exception_handler(McpChallenge, on_challenge)
-    app.add_exception_handler(RevocationUnknown, on_revocation_unknown)
-    app.add_exception_handler(McpOriginRefused, on_origin)
-    app.include_router(metadata_router)
-    app.include_router(mcp_router)
-    app.add_middleware(
-        PublicCors,
-        paths=frozenset({"/mcp", "/mcp/"}),
-        origins=app.state.mcp_origins,
-        allow_headers=(
-            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, "
-            "Last-Event-ID"
-        ),
-        expose_headers="WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version",
-        methods="GET, POST, DELETE, OPTIONS",
-    )
+    return install(app, settings, register_all(GatehouseMCP(), connectors))
 
 
-async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
-    from app.mcp.token_cache import CachingTokenVerifier
-    from app.mcp.verification import (
-        Directory,
-        IntrospectionCheck,
-        LocalTokenVerifier,
-        RemoteTokenVerifier,
-        RevocationCheck,
-        RevocationFeed,
-        TokenVerifier,
-    )
-
+async def _start_resource_server(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    authorization: AuthorizationServices | None,
+    stack: AsyncExitStack,
+) -> ResourceServices:
     check: RevocationCheck | None = None
-    if settings.gatehouse_role == "all":
+    if authorization is not None:  # role `all`: our own keys
         verifier: TokenVerifier = LocalTokenVerifier(
-            app.state.signing_keys, issuer=settings.issuer, audience=settings.mcp_resource
+            authorization.signing_keys, issuer=settings.issuer, audience=settings.mcp_resource
         )
     else:
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
@@ -310,27 +304,35 @@ async def _start_resource_server(app: FastAPI, settings: Settings, stack: AsyncE
             http=http,
             fetch_from=settings.auth_issuer_internal_url,
         )
-        secret = settings.auth_introspection_client_secret
-        if settings.uses_introspection and secret is not None:
-            introspection = IntrospectionCheck(
-                issuer=settings.auth_issuer_url,
-                http=http,
-                client_id=settings.auth_introspection_client_id,
-                client_secret=secret.get_secret_value(),
-                fetch_from=settings.auth_issuer_internal_url,
-            )
-            await introspection.check_credentials()
-            stack.push_async_callback(introspection.close)
-            check = introspection
-    # Each distinct token's signature is checked once; exp, revocation and scopes every time.
-    app.state.token_verifier = CachingTokenVerifier(verifier)
+        check = await _introspection_check(settings, http, stack)
     if check is None:
-        feed = RevocationFeed(app.state.sessionmaker, access_token_ttl=settings.access_token_ttl)
+        feed = RevocationFeed(sessionmaker, access_token_ttl=settings.access_token_ttl)
         await feed.poll()
         feed.start()
         stack.push_async_callback(feed.stop)
         check = feed
-    app.state.revocation_check = check
-    app.state.directory = Directory(app.state.sessionmaker)
-    await stack.enter_async_context(app.state.mcp_sse_manager.run())
-    await stack.enter_async_context(app.state.mcp_json_manager.run())
+    return ResourceServices(
+        # Each distinct token's signature is checked once; exp, revocation and scopes every time.
+        token_verifier=CachingTokenVerifier(verifier),
+        revocation_check=check,
+        directory=Directory(sessionmaker),
+    )
+
+
+async def _introspection_check(
+    settings: Settings, http: httpx.AsyncClient, stack: AsyncExitStack
+) -> IntrospectionCheck | None:
+    """Role `mcp` with introspection credentials: ask the issuer about each grant."""
+    secret = settings.auth_introspection_client_secret
+    if not settings.uses_introspection or secret is None:
+        return None
+    introspection = IntrospectionCheck(
+        issuer=settings.auth_issuer_url,
+        http=http,
+        client_id=settings.auth_introspection_client_id,
+        client_secret=secret.get_secret_value(),
+        fetch_from=settings.auth_issuer_internal_url,
+    )
+    await introspection.check_credentials()
+    stack.push_async_callback(introspection.close)
+    return introspection

@@ -29,6 +29,7 @@ from app.kit.scrub import scrub_attributes, scrub_text
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExportResult
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -119,31 +120,9 @@ def setup_telemetry(settings: Settings) -> Telemetry:
             "gatehouse.role": settings.gatehouse_role,
         }
     )
-    grpc = _protocol("TRACES") == "grpc"
-    span_exporter: SpanExporter
-    if grpc:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
-
-        span_exporter = GrpcSpanExporter()
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        span_exporter = OTLPSpanExporter()
     tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
-    tracer_provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(span_exporter)))
-
-    if _protocol("METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
-
-        metric_reader = PeriodicExportingMetricReader(GrpcMetricExporter())
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-        metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+    tracer_provider.add_span_processor(BatchSpanProcessor(ScrubbingSpanExporter(_span_exporter())))
+    metric_reader = PeriodicExportingMetricReader(_metric_exporter())
     meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
@@ -156,6 +135,31 @@ def setup_telemetry(settings: Settings) -> Telemetry:
     )
     _installed = Telemetry(tracer_provider, meter_provider)
     return _installed
+
+
+# The exporters are imported only when OTLP is configured: they are heavy, and optional.
+def _span_exporter() -> SpanExporter:
+    if _protocol("TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def _metric_exporter() -> MetricExporter:
+    if _protocol("METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter()
 
 
 def _protocol(signal: str) -> str:
@@ -218,10 +222,6 @@ def failed(span: Span, error: str, description: str | None = None) -> None:
     span.set_attribute("gatehouse.outcome", "error")
     span.set_attribute("error.type", error)
     span.set_status(Status(StatusCode.ERROR, description))
-
-
-def current_span() -> Span:
-    return trace.get_current_span()
 
 
 def note(**attributes: str | int | bool | None) -> None:

@@ -38,7 +38,7 @@ async def main() -> None:
     import anyio.to_thread
     import uvicorn.logging
 
-    from app.mcp.token_cache import CachingTokenVerifier
+    from app.mcp.verifiers import CachingTokenVerifier
     from app.oauth.access_tokens import verify_access_token
 
     key = ECKey.generate_key("P-256", parameters={"kid": "k1", "alg": "ES256"}, private=True)

@@ -73,6 +73,7 @@ class Server:
         port: int,
         env: dict[str, str],
         log: Path,
+        *,
         cwd: Path = ROOT,
     ):
         self.name, self.port = name, port

@@ -8,7 +8,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import BrowserSession
-from app.db import affected_rows, utcnow
+from app.db import rows_affected, utcnow
 
 
 async def purge_sessions(session: AsyncSession) -> dict[str, int]:
@@ -21,4 +21,4 @@ async def purge_sessions(session: AsyncSession) -> dict[str, int]:
             | (BrowserSession.revoked_at < cutoff)
         )
     )
-    return {"sessions": affected_rows(result)}
+    return {"sessions": rows_affected(result)}

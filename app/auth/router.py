@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth import service
@@ -18,9 +18,9 @@ from app.auth.deps import (
     OptionalBrowserSession,
 )
 from app.auth.models import BrowserSession
+from app.config import Settings
 from app.db import SessionDep
 from app.errors import NotFoundError
-from app.kit.ratelimit import RateLimits
 from app.kit.web import (
     CsrfProtected,
     SettingsDep,
@@ -30,6 +30,7 @@ from app.kit.web import (
     safe_next,
     set_cookie,
 )
+from app.state import ServicesDep
 from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
@@ -38,7 +39,7 @@ FormStr = Annotated[str, Form()]
 
 
 def _signed_in_redirect(
-    request: Request, settings: SettingsDep, new: service.NewSession, next_path: str
+    settings: Settings, new: service.NewSession, next_path: str
 ) -> RedirectResponse:
     response = RedirectResponse(next_path, status_code=303)
     set_cookie(response, settings, SESSION_COOKIE, new.token, max_age=settings.session_max_ttl)
@@ -69,9 +70,11 @@ async def sign_up_page(
 @router.post("/sign-up", response_class=HTMLResponse, dependencies=[CsrfProtected])
 @traced("auth.sign_up")
 async def sign_up(
+    *,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    services: ServicesDep,
     email: FormStr = "",
     password: FormStr = "",
     name: FormStr = "",
@@ -80,7 +83,7 @@ async def sign_up(
     if not settings.allow_signup:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
     ip = client_ip(request)
-    limits: RateLimits = request.app.state.rate_limits
+    limits = services.rate_limits
     # Each sign-up costs an argon2 hash (64 MiB, tens of ms): bound them per address.
     verdict = await limits.hit(limits.rule(settings.signup_limit_ip), "signup-ip", ip or "?")
     if not verdict.allowed:
@@ -109,7 +112,7 @@ async def sign_up(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip, method="sign-up")
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    return _signed_in_redirect(settings, new, safe_next(next))
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -124,14 +127,16 @@ async def sign_in_page(
 @router.post("/sign-in", response_class=HTMLResponse, dependencies=[CsrfProtected])
 @traced("auth.sign_in")
 async def sign_in(
+    *,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    services: ServicesDep,
     email: FormStr = "",
     password: FormStr = "",
     next: FormStr = "",
 ) -> Response:
-    limits: RateLimits = request.app.state.rate_limits
+    limits = services.rate_limits
     ip = client_ip(request) or "unknown"
     account_key = service.normalise_email(email).lower()[:320]
     per_account = limits.rule(settings.signin_limit_account)
@@ -146,35 +151,13 @@ async def sign_in(
             audit.record(session, "signin.throttled", ip=ip, email=_auditable(account_key))
             note(gatehouse__outcome="failure", gatehouse__reason="throttled")
             signin_failures.add(1, {"gatehouse.reason": "throttled"})
-            minutes = max(1, round(verdict.retry_after / 60))
-            return render(
-                request,
-                "sign_in.html",
-                {
-                    **context,
-                    "error": f"Too many failed attempts. Try again in {minutes} minute"
-                    + ("s." if minutes != 1 else "."),
-                },
-                status_code=429,
-                headers={"Retry-After": str(verdict.retry_after)},
-            )
+            return _throttled_page(request, context, verdict.retry_after)
 
     user = await service.authenticate(session, email=email, password=password)
     if user is None:
         await limits.hit(per_account, "signin-account", account_key)
         await limits.hit(per_ip, "signin-ip", ip)
-        known = await service.find_user_by_email(session, email)
-        reason = "disabled" if known and known.disabled_at else "bad_credentials"
-        note(gatehouse__outcome="failure", gatehouse__reason=reason)
-        signin_failures.add(1, {"gatehouse.reason": reason})
-        audit.record(
-            session,
-            "signin.failure",
-            user_id=known.id if known else None,
-            ip=ip,
-            email=_auditable(account_key),
-            reason=reason,
-        )
+        await _record_failure(session, email=email, account_key=account_key, ip=ip)
         return render(
             request,
             "sign_in.html",
@@ -187,7 +170,37 @@ async def sign_in(
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip)
     note(gatehouse__outcome="success", enduser__id=str(user.id))
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    return _signed_in_redirect(settings, new, safe_next(next))
+
+
+def _throttled_page(request: Request, context: dict[str, str], retry_after: int) -> Response:
+    minutes = max(1, round(retry_after / 60))
+    return render(
+        request,
+        "sign_in.html",
+        {
+            **context,
+            "error": f"Too many failed attempts. Try again in {minutes} minute"
+            + ("s." if minutes != 1 else "."),
+        },
+        status_code=429,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def _record_failure(session: AsyncSession, *, email: str, account_key: str, ip: str) -> None:
+    known = await service.find_user_by_email(session, email)
+    reason = "disabled" if known and known.disabled_at else "bad_credentials"
+    note(gatehouse__outcome="failure", gatehouse__reason=reason)
+    signin_failures.add(1, {"gatehouse.reason": reason})
+    audit.record(
+        session,
+        "signin.failure",
+        user_id=known.id if known else None,
+        ip=ip,
+        email=_auditable(account_key),
+        reason=reason,
+    )
 
 
 @router.post("/sign-out", dependencies=[CsrfProtected])
@@ -195,7 +208,7 @@ async def sign_out(
     request: Request, session: SessionDep, settings: SettingsDep, browser: OptionalBrowserSession
 ) -> RedirectResponse:
     if browser is not None:
-        await service.revoke_session(session, browser)
+        service.revoke_session(browser)
         audit.record(session, "signout", user_id=browser.user_id, ip=client_ip(request))
     response = RedirectResponse("/sign-in", status_code=303)
     delete_cookie(response, settings, SESSION_COOKIE)
@@ -264,13 +277,12 @@ async def revoke_other_sessions(
 async def revoke_one_session(
     session_id: uuid.UUID, request: Request, session: SessionDep, browser: CurrentBrowserSession
 ) -> RedirectResponse:
-    stmt = select(BrowserSession).where(
-        BrowserSession.id == session_id, BrowserSession.user_id == browser.user_id
+    target = await service.find_user_session(
+        session, user_id=browser.user_id, session_id=session_id
     )
-    target = (await session.execute(stmt)).scalar_one_or_none()
     if target is None:
         raise NotFoundError("That session does not exist or is not yours.")
-    await service.revoke_session(session, target)
+    service.revoke_session(target)
     audit.record(session, "session.revoked", user_id=browser.user_id, ip=client_ip(request))
     if target.id == browser.id:
         return RedirectResponse("/sign-in", status_code=303)
@@ -279,6 +291,7 @@ async def revoke_one_session(
 
 @router.post("/account/password", dependencies=[CsrfProtected])
 async def change_password(
+    *,
     request: Request,
     session: SessionDep,
     browser: CurrentBrowserSession,

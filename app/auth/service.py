@@ -20,7 +20,7 @@ from app.auth.passwords import (
     verify_password,
 )
 from app.config import Settings
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 from app.kit.security import hash_token, new_token
 
 SESSION_TOKEN_PREFIX = "gh_s_"  # noqa: S105 - a prefix, not a secret
@@ -150,7 +150,18 @@ async def session_from_token(
     return record
 
 
-async def revoke_session(session: AsyncSession, record: BrowserSession) -> None:
+async def find_user_session(
+    session: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID
+) -> BrowserSession | None:
+    """One of the user's own browser sessions (None for a session that is another user's)."""
+    stmt = select(BrowserSession).where(
+        BrowserSession.id == session_id, BrowserSession.user_id == user_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def revoke_session(record: BrowserSession) -> None:
+    """Mark a session (a row of the caller's unit of work) revoked; committed with it."""
     if record.revoked_at is None:
         record.revoked_at = utcnow()
 
@@ -166,7 +177,7 @@ async def revoke_user_sessions(
     if keep is not None:
         stmt = stmt.where(BrowserSession.id != keep)
     result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rows_affected(result)
 
 
 async def active_sessions(session: AsyncSession, *, user_id: uuid.UUID) -> list[BrowserSession]:

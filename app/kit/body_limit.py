@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyTooLarge(Exception):
-    pass
+    """A body over the limit: declared by Content-Length, or seen while streaming it."""
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The whole body, refused with BodyTooLarge as soon as it passes `max_bytes` (for an
+    endpoint that answers the refusal in its own format, as /mcp does with JSON-RPC)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # ClientDisconnect when the client went away
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class BodyLimit:

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, NoReturn, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, SupportsIndex, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -109,7 +109,7 @@ class SecretValue:
     def __delattr__(self, name: str) -> None:
         raise AttributeError("SecretValue is immutable")
 
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError("SecretValue cannot be pickled; seal it instead")
 
     def __copy__(self) -> SecretValue:
@@ -126,7 +126,7 @@ class SecretValue:
         return core_schema.is_instance_schema(
             cls,
             serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda value: MASK, when_used="json"
+                lambda _value: MASK, when_used="json"
             ),
         )
 

@@ -54,7 +54,7 @@ def scrub_text(text: str) -> str:
     return _TOKENS.sub(REDACTED, text)
 
 
-def _scrub_value(value: Any) -> Any:
+def _scrub_value(value: object) -> object:
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, (list, tuple)):

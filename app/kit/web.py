@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
-from app.errors import CsrfError
+from app.kit.errors import CsrfError
 from app.kit.security import csrf_token_for, csrf_valid, new_token
 
 APP_DIR = Path(__file__).resolve().parent.parent

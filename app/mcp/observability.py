@@ -14,7 +14,7 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from opentelemetry import trace
 
-from app.mcp.context import SCOPE_KEY, CallContext
+from app.mcp.call import SCOPE_KEY, CallContext
 from app.telemetry import mcp_duration, tool_duration
 
 KNOWN_METHODS = frozenset(

@@ -1,18 +1,15 @@
-"""The MCP server: the SDK's MCPServer with Gatehouse's tools, and the scopes each tool needs."""
+"""The MCP server: the SDK's MCPServer, and the scopes each tool needs (tools: app.mcp.tools)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
 from app import __version__
 from app.mcp.observability import CallerAttributes
-
-if TYPE_CHECKING:
-    from app.connectors.base import Connector
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,14 +62,3 @@ class GatehouseMCP:
             return fn
 
         return register
-
-
-def build_mcp(connectors: Iterable[Connector] = ()) -> GatehouseMCP:
-    from app.mcp.tools import notes, whoami
-
-    mcp = GatehouseMCP()
-    whoami.register(mcp)
-    notes.register(mcp)
-    for connector in connectors:
-        connector.register_tools(mcp)
-    return mcp

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from app.oauth.redirect_uris import FORBIDDEN_SCHEMES
+from app.kit.urls import FORBIDDEN_REDIRECT_SCHEMES
 
 MAX_CLIENT_ID_LENGTH = 2048
 
@@ -242,7 +242,7 @@ def _plausible_redirect_uri(uri: str) -> bool:
     return (
         bool(sep)
         and _SCHEME.fullmatch(scheme) is not None
-        and (scheme.lower() not in FORBIDDEN_SCHEMES)
+        and (scheme.lower() not in FORBIDDEN_REDIRECT_SCHEMES)
     )
 
 

@@ -1,43 +1,38 @@
-"""Named dependencies for the authorization server's routes: the only place in app/oauth that
-reads the app's state."""
+"""Named dependencies for the authorization server's routes, read from the typed Services."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from app.kit.envelope import Envelope
 from app.kit.ratelimit import RateLimits
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.consent import ConsentExtension
 from app.oauth.signing_keys import SigningKeys
+from app.state import ServicesDep
 
 
-def get_fetcher(request: Request) -> CimdFetcher:
-    fetcher: CimdFetcher = request.app.state.cimd_fetcher
-    return fetcher
+def get_fetcher(services: ServicesDep) -> CimdFetcher:
+    return services.authorization().cimd_fetcher
 
 
-def get_signing_keys(request: Request) -> SigningKeys:
-    keys: SigningKeys = request.app.state.signing_keys
-    return keys
+def get_signing_keys(services: ServicesDep) -> SigningKeys:
+    return services.authorization().signing_keys
 
 
-def get_envelope(request: Request) -> Envelope:
-    envelope: Envelope = request.app.state.envelope
-    return envelope
+def get_envelope(services: ServicesDep) -> Envelope:
+    return services.envelope
 
 
-def get_rate_limits(request: Request) -> RateLimits:
-    limits: RateLimits = request.app.state.rate_limits
-    return limits
+def get_rate_limits(services: ServicesDep) -> RateLimits:
+    return services.rate_limits
 
 
-def get_consent_extensions(request: Request) -> Sequence[ConsentExtension]:
-    extensions: Sequence[ConsentExtension] = request.app.state.consent_extensions
-    return extensions
+def get_consent_extensions(services: ServicesDep) -> Sequence[ConsentExtension]:
+    return services.authorization().consent_extensions
 
 
 FetcherDep = Annotated[CimdFetcher, Depends(get_fetcher)]

@@ -8,7 +8,7 @@ from sqlalchemy import Delete, Update, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import affected_rows, utcnow
+from app.db import rows_affected, utcnow
 from app.oauth.models import AuthorizationCode, OAuthClient, OAuthGrant, RefreshToken, SigningKey
 from app.oauth.registration import RESOURCE_SERVER_KIND
 
@@ -58,5 +58,5 @@ async def purge_oauth(
     """Delete expired codes and tokens, old revoked grants, stale registrations and old keys."""
     counts: dict[str, int] = {}
     for name, stmt in _statements(settings, key_window):
-        counts[name] = affected_rows(await session.execute(stmt))
+        counts[name] = rows_affected(await session.execute(stmt))
     return counts

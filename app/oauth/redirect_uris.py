@@ -5,30 +5,10 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+from app.kit.urls import FORBIDDEN_REDIRECT_SCHEMES as FORBIDDEN_SCHEMES
+
 MAX_REDIRECT_URI_LENGTH = 2000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
-# Schemes that run code or read local data in a browser, or are not redirect targets at all.
-FORBIDDEN_SCHEMES = frozenset(
-    {
-        "javascript",
-        "data",
-        "file",
-        "vbscript",
-        "about",
-        "blob",
-        "filesystem",
-        "view-source",
-        "chrome",
-        "chrome-extension",
-        "ftp",
-        "ws",
-        "wss",
-        "mailto",
-        "tel",
-        "sms",
-        "intent",
-    }
-)
 KNOWN_APP_SCHEMES = frozenset(
     {
         "cursor",

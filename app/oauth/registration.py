@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.config import RESOURCE_SERVER_ID_PREFIX
 from app.kit.security import hash_token, new_token
 from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri, InvalidScope
 from app.oauth.models import OAuthClient
@@ -18,7 +19,6 @@ from app.oauth.scopes import parse_scope
 
 CLIENT_ID_PREFIX = "gh_c_"
 CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret
-RESOURCE_SERVER_ID_PREFIX = "gh_rs_"
 RESOURCE_SERVER_KIND = "resource"
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token")

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.config import Settings
-from app.db import affected_rows, utcnow
+from app.db import rows_affected, utcnow
 from app.oauth.access_tokens import InvalidAccessToken
 from app.oauth.issuance import find_refresh_token
 from app.oauth.models import OAuthGrant
@@ -30,7 +30,7 @@ async def revoke_grant(
         .where(OAuthGrant.id == grant_id, OAuthGrant.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
     )
-    changed = affected_rows(result) > 0
+    changed = rows_affected(result) > 0
     if changed:
         audit.record(
             session, "grant.revoked", user_id=user_id, ip=ip, grant_id=str(grant_id), reason=reason

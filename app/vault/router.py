@@ -13,7 +13,8 @@ from app.connectors import service as connectors
 from app.connectors.base import Connector
 from app.db import SessionDep
 from app.errors import NotFoundError
-from app.kit.web import CsrfProtected, SettingsDep, client_ip, render
+from app.kit.web import CsrfProtected, client_ip, render
+from app.state import Services, ServicesDep
 from app.vault import service as vault
 
 router = APIRouter(tags=["credentials"])
@@ -24,8 +25,8 @@ NOTICES = {
 }
 
 
-def _connector(request: Request, name: str) -> Connector:
-    found: Connector | None = request.app.state.connectors.get(name)
+def _connector(services: Services, name: str) -> Connector:
+    found = services.connectors.get(name)
     if found is None:
         raise NotFoundError("There is no such connector here.")
     return found
@@ -35,6 +36,7 @@ async def _page(
     request: Request,
     session: SessionDep,
     browser: BrowserSession,
+    services: Services,
     *,
     notice: str = "",
     errors: dict[str, str] | None = None,
@@ -42,8 +44,7 @@ async def _page(
 ) -> Response:
     stored = await vault.for_user(session, browser.user_id)
     rows = [
-        {"connector": c, "credential": stored.get(c.name)}
-        for c in request.app.state.connectors.values()
+        {"connector": c, "credential": stored.get(c.name)} for c in services.connectors.values()
     ]
     return render(
         request,
@@ -55,47 +56,56 @@ async def _page(
 
 @router.get("/account/credentials")
 async def credentials_page(
-    request: Request, session: SessionDep, browser: CurrentBrowserSession, notice: str = ""
+    request: Request,
+    session: SessionDep,
+    browser: CurrentBrowserSession,
+    services: ServicesDep,
+    notice: str = "",
 ) -> Response:
-    return await _page(request, session, browser, notice=notice)
+    return await _page(request, session, browser, services, notice=notice)
 
 
 @router.post("/account/credentials/{name}", dependencies=[CsrfProtected])
 async def connect_credential(
+    *,
     name: str,
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     browser: CurrentBrowserSession,
     secret: Annotated[str, Form()] = "",
 ) -> Response:
-    connector = _connector(request, name)
-    state = request.app.state
+    connector = _connector(services, name)
     try:
         await connectors.connect(
             session,
-            settings=settings,
-            limits=state.rate_limits,
-            envelope=state.envelope,
-            cache=state.connector_cache,
+            settings=services.settings,
+            limits=services.rate_limits,
+            envelope=services.envelope,
+            cache=services.connector_cache,
             connector=connector,
             user_id=browser.user_id,
             secret_text=secret,
             ip=client_ip(request),
         )
     except connectors.CredentialProblem as exc:
-        return await _page(request, session, browser, errors={name: str(exc)}, status_code=400)
+        errors = {name: str(exc)}
+        return await _page(request, session, browser, services, errors=errors, status_code=400)
     return RedirectResponse("/account/credentials?notice=connected", status_code=303)
 
 
 @router.post("/account/credentials/{name}/delete", dependencies=[CsrfProtected])
 async def delete_credential(
-    name: str, request: Request, session: SessionDep, browser: CurrentBrowserSession
+    name: str,
+    request: Request,
+    session: SessionDep,
+    browser: CurrentBrowserSession,
+    services: ServicesDep,
 ) -> Response:
-    _connector(request, name)
+    _connector(services, name)
     removed = await connectors.disconnect(
         session,
-        cache=request.app.state.connector_cache,
+        cache=services.connector_cache,
         connector=name,
         user_id=browser.user_id,
         ip=client_ip(request),

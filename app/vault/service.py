@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 from app.kit.envelope import DecryptionError, Envelope, Sealed, SecretValue
 from app.telemetry import vault_decrypts
 from app.vault.models import Credential
@@ -110,7 +110,7 @@ async def remove(
     result = await session.execute(
         delete(Credential).where(Credential.user_id == user_id, Credential.connector == connector)
     )
-    removed = bool(result.rowcount)  # type: ignore[attr-defined]
+    removed = rows_affected(result) > 0
     if removed:
         audit.record(session, "credential.deleted", user_id=user_id, ip=ip, connector=connector)
     return removed
@@ -166,5 +166,5 @@ async def rekey_batch(
             .values(sealed=new.to_bytes(), master_kid=new.kid)
             .execution_options(synchronize_session=False)
         )
-        rewrapped += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        rewrapped += rows_affected(result)
     return RekeyProgress(rewrapped, unreadable, rows[-1].id if rows else None)

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.mcp.verification import (
+from app.mcp.revocation import (
     INTROSPECTION_CONCURRENCY,
     IntrospectionCheck,
     RevocationUnknown,
@@ -50,7 +50,7 @@ class Issuer:
         self.hold = threading.Event()
         self.hold.set()
 
-    async def metadata(self, request: Request) -> JSONResponse:
+    async def metadata(self, request: Request) -> JSONResponse:  # noqa: ARG002 - a Starlette endpoint
         endpoint = self.introspection_endpoint or f"{self.url}/introspect"
         return JSONResponse({"issuer": self.url, "introspection_endpoint": endpoint})
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.mcp.verification import RemoteTokenVerifier
+from app.mcp.verifiers import RemoteTokenVerifier
 from app.oauth.access_tokens import InvalidAccessToken
 from tests.local_server import serve_asgi
 
@@ -49,11 +49,11 @@ class Issuer:
         await asyncio.to_thread(self.answering.wait, 10)
         return JSONResponse({"error": "unavailable"}, status_code=503) if self.failing else None
 
-    async def metadata(self, request: Request) -> JSONResponse:
+    async def metadata(self, request: Request) -> JSONResponse:  # noqa: ARG002 - a Starlette endpoint
         refused = await self._gate()
         return refused or JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks.json"})
 
-    async def jwks(self, request: Request) -> JSONResponse:
+    async def jwks(self, request: Request) -> JSONResponse:  # noqa: ARG002 - a Starlette endpoint
         refused = await self._gate()
         return refused or JSONResponse(KeySet(self.keys).as_dict(private=False))
 

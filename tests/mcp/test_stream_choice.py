@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.datastructures import Headers
 
-from app.mcp.router import _answers_as_stream
+from app.mcp.endpoint import _answers_as_stream
 
 BOTH = "application/json, text/event-stream"
 

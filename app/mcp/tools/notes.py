@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 
-from app.mcp.context import CallContext, call_context
+from app.mcp.call import CallContext, call_context
 from app.mcp.models import Note
 from app.mcp.server import GatehouseMCP
 from app.oauth.scopes import WRITE_SCOPE
@@ -67,84 +67,139 @@ async def _owned(call: CallContext, note_id: uuid.UUID) -> Note | None:
         return (await session.execute(stmt)).scalar_one_or_none()
 
 
-def register(mcp: GatehouseMCP) -> None:
-    @mcp.tool(
+def _like(query: str) -> str:
+    """A LIKE pattern matching `query` anywhere, with the pattern characters escaped."""
+    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%" + escaped + "%"
+
+
+async def notes_create(
+    ctx: Context,
+    title: str = Field(description="A short title", min_length=1, max_length=MAX_TITLE),
+    body: str = Field(default="", description="The note's text", max_length=MAX_BODY),
+) -> NoteOut:
+    call = call_context(ctx)
+    _require_write(call)
+    async with call.session() as session, session.begin():
+        note = Note(user_id=call.auth.user.id, title=title.strip(), body=body)
+        session.add(note)
+    return NoteOut.of(note)
+
+
+async def notes_list(
+    ctx: Context,
+    limit: int = Field(default=20, ge=1, le=MAX_LIMIT, description="At most this many"),
+    offset: int = Field(default=0, ge=0, description="Skip this many (for paging)"),
+) -> NoteList:
+    call = call_context(ctx)
+    async with call.session() as session:
+        stmt = (
+            select(Note)
+            .where(Note.user_id == call.auth.user.id)
+            .order_by(Note.created_at.desc(), Note.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        notes = [NoteOut.of(n) for n in (await session.execute(stmt)).scalars()]
+    return NoteList(notes=notes, count=len(notes))
+
+
+async def notes_search(
+    ctx: Context,
+    query: str = Field(min_length=1, max_length=200, description="Text to look for"),
+    limit: int = Field(default=20, ge=1, le=MAX_LIMIT),
+) -> NoteList:
+    call = call_context(ctx)
+    pattern = _like(query)
+    async with call.session() as session:
+        stmt = (
+            select(Note)
+            .where(
+                Note.user_id == call.auth.user.id,
+                or_(
+                    func.lower(Note.title).like(pattern, escape="\\"),
+                    func.lower(Note.body).like(pattern, escape="\\"),
+                ),
+            )
+            .order_by(Note.created_at.desc())
+            .limit(limit)
+        )
+        notes = [NoteOut.of(n) for n in (await session.execute(stmt)).scalars()]
+    return NoteList(notes=notes, count=len(notes))
+
+
+async def notes_delete(
+    ctx: Context, id: str = Field(description="The note's id, from notes_list")
+) -> Deleted:
+    call = call_context(ctx)
+    _require_write(call)
+    note_id = _note_id(id)
+    async with call.session() as session, session.begin():
+        stmt = select(Note).where(Note.id == note_id, Note.user_id == call.auth.user.id)
+        note = (await session.execute(stmt)).scalar_one_or_none()
+        if note is None:
+            # The same answer for "not yours" and "does not exist": ids reveal nothing.
+            raise ToolError("no note with that id")
+        await session.delete(note)
+    return Deleted(id=str(note_id), deleted=True)
+
+
+async def note_resource(note_id: str, ctx: Context) -> str:
+    call = call_context(ctx)
+    try:
+        parsed = uuid.UUID(note_id)
+    except ValueError:
+        parsed = None
+    note = await _owned(call, parsed) if parsed else None
+    if note is None:
+        # A resource handler's anticipated failure is a ResourceError (anything else is a
+        # crash: -32603 and a logged traceback); not found is -32602 (SEP-2164).
+        raise ResourceNotFoundError("no note with that id")
+    return f"# {note.title}\n\n{note.body}"
+
+
+async def summarize_notes(ctx: Context, limit: int = 20) -> str:
+    call = call_context(ctx)
+    limit = max(1, min(limit, MAX_LIMIT))
+    async with call.session() as session:
+        stmt = (
+            select(Note)
+            .where(Note.user_id == call.auth.user.id)
+            .order_by(Note.created_at.desc())
+            .limit(limit)
+        )
+        notes = list((await session.execute(stmt)).scalars())
+    if not notes:
+        return "I have no notes yet. Say so briefly."
+    listing = "\n\n".join(f"## {n.title}\n{n.body}" for n in notes)
+    return f"Summarise these notes in a few bullet points, grouping related ones:\n\n{listing}"
+
+
+def register(server: GatehouseMCP) -> None:
+    """The notes tools, the note resource and the summary prompt."""
+    server.tool(
         name="notes_create",
         title="Create a note",
         description="Save a new note for the signed-in user. Needs the mcp:write scope.",
         scopes=(WRITE_SCOPE,),
         read_only=False,
         destructive=False,
-    )
-    async def notes_create(
-        ctx: Context,
-        title: str = Field(description="A short title", min_length=1, max_length=MAX_TITLE),
-        body: str = Field(default="", description="The note's text", max_length=MAX_BODY),
-    ) -> NoteOut:
-        call = call_context(ctx)
-        _require_write(call)
-        async with call.session() as session, session.begin():
-            note = Note(user_id=call.auth.user.id, title=title.strip(), body=body)
-            session.add(note)
-        return NoteOut.of(note)
-
-    @mcp.tool(
+    )(notes_create)
+    server.tool(
         name="notes_list",
         title="List notes",
         description="List the signed-in user's notes, newest first.",
         read_only=True,
         idempotent=True,
-    )
-    async def notes_list(
-        ctx: Context,
-        limit: int = Field(default=20, ge=1, le=MAX_LIMIT, description="At most this many"),
-        offset: int = Field(default=0, ge=0, description="Skip this many (for paging)"),
-    ) -> NoteList:
-        call = call_context(ctx)
-        async with call.session() as session:
-            stmt = (
-                select(Note)
-                .where(Note.user_id == call.auth.user.id)
-                .order_by(Note.created_at.desc(), Note.id)
-                .limit(limit)
-                .offset(offset)
-            )
-            notes = [NoteOut.of(n) for n in (await session.execute(stmt)).scalars()]
-        return NoteList(notes=notes, count=len(notes))
-
-    @mcp.tool(
+    )(notes_list)
+    server.tool(
         name="notes_search",
         title="Search notes",
         description="Find the signed-in user's notes whose title or text contains the query.",
         read_only=True,
         idempotent=True,
-    )
-    async def notes_search(
-        ctx: Context,
-        query: str = Field(min_length=1, max_length=200, description="Text to look for"),
-        limit: int = Field(default=20, ge=1, le=MAX_LIMIT),
-    ) -> NoteList:
-        call = call_context(ctx)
-        pattern = (
-            "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-        async with call.session() as session:
-            stmt = (
-                select(Note)
-                .where(
-                    Note.user_id == call.auth.user.id,
-                    or_(
-                        func.lower(Note.title).like(pattern, escape="\\"),
-                        func.lower(Note.body).like(pattern, escape="\\"),
-                    ),
-                )
-                .order_by(Note.created_at.desc())
-                .limit(limit)
-            )
-            notes = [NoteOut.of(n) for n in (await session.execute(stmt)).scalars()]
-        return NoteList(notes=notes, count=len(notes))
-
-    @mcp.tool(
+    )(notes_search)
+    server.tool(
         name="notes_delete",
         title="Delete a note",
         description="Delete one of the signed-in user's notes by id. Needs the mcp:write scope.",
@@ -152,59 +207,16 @@ def register(mcp: GatehouseMCP) -> None:
         read_only=False,
         destructive=True,
         idempotent=True,
-    )
-    async def notes_delete(
-        ctx: Context, id: str = Field(description="The note's id, from notes_list")
-    ) -> Deleted:
-        call = call_context(ctx)
-        _require_write(call)
-        note_id = _note_id(id)
-        async with call.session() as session, session.begin():
-            stmt = select(Note).where(Note.id == note_id, Note.user_id == call.auth.user.id)
-            note = (await session.execute(stmt)).scalar_one_or_none()
-            if note is None:
-                # The same answer for "not yours" and "does not exist": ids reveal nothing.
-                raise ToolError("no note with that id")
-            await session.delete(note)
-        return Deleted(id=str(note_id), deleted=True)
-
-    @mcp.server.resource(
+    )(notes_delete)
+    server.server.resource(
         "notes://{note_id}",
         name="note",
         title="A note",
         description="One of the signed-in user's notes, as text.",
         mime_type="text/markdown",
-    )
-    async def note_resource(note_id: str, ctx: Context) -> str:
-        call = call_context(ctx)
-        try:
-            parsed = uuid.UUID(note_id)
-        except ValueError:
-            parsed = None
-        note = await _owned(call, parsed) if parsed else None
-        if note is None:
-            # A resource handler's anticipated failure is a ResourceError (anything else is a
-            # crash: -32603 and a logged traceback); not found is -32602 (SEP-2164).
-            raise ResourceNotFoundError("no note with that id")
-        return f"# {note.title}\n\n{note.body}"
-
-    @mcp.server.prompt(
+    )(note_resource)
+    server.server.prompt(
         name="summarize_notes",
         title="Summarize my notes",
         description="Ask the model to summarise the signed-in user's most recent notes.",
-    )
-    async def summarize_notes(ctx: Context, limit: int = 20) -> str:
-        call = call_context(ctx)
-        limit = max(1, min(limit, MAX_LIMIT))
-        async with call.session() as session:
-            stmt = (
-                select(Note)
-                .where(Note.user_id == call.auth.user.id)
-                .order_by(Note.created_at.desc())
-                .limit(limit)
-            )
-            notes = list((await session.execute(stmt)).scalars())
-        if not notes:
-            return "I have no notes yet. Say so briefly."
-        listing = "\n\n".join(f"## {n.title}\n{n.body}" for n in notes)
-        return f"Summarise these notes in a few bullet points, grouping related ones:\n\n{listing}"
+    )(summarize_notes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from app.mcp.context import call_context
+from app.mcp.call import call_context
 from app.mcp.server import GatehouseMCP
 
 
@@ -19,23 +19,25 @@ class WhoAmI(BaseModel):
     protocol_version: str | None = Field(description="The MCP protocol version of this request")
 
 
-def register(mcp: GatehouseMCP) -> None:
-    @mcp.tool(
+async def whoami(ctx: Context) -> WhoAmI:
+    call = call_context(ctx)
+    auth = call.auth
+    return WhoAmI(
+        user_id=str(auth.user.id),
+        email=auth.user.email,
+        name=auth.user.name,
+        client_id=auth.client.id,
+        client_name=auth.client.name,
+        scopes=sorted(auth.scopes),
+        protocol_version=call.protocol_version,
+    )
+
+
+def register(server: GatehouseMCP) -> None:
+    server.tool(
         name="whoami",
         title="Who am I",
         description="Show the signed-in user, the client making the call and its granted scopes.",
         read_only=True,
         idempotent=True,
-    )
-    async def whoami(ctx: Context) -> WhoAmI:
-        call = call_context(ctx)
-        auth = call.auth
-        return WhoAmI(
-            user_id=str(auth.user.id),
-            email=auth.user.email,
-            name=auth.user.name,
-            client_id=auth.client.id,
-            client_name=auth.client.name,
-            scopes=sorted(auth.scopes),
-            protocol_version=call.protocol_version,
-        )
+    )(whoami)

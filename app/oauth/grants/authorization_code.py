@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.config import Settings
-from app.db import affected_rows, utcnow
+from app.db import rows_affected, utcnow
 from app.kit.security import hash_token, new_token
 from app.oauth.authorization import AuthorizationRequest
 from app.oauth.clients import persist_client
@@ -180,7 +180,7 @@ async def exchange_code(
         .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
         .values(used_at=now)
     )
-    if not affected_rows(claimed):
+    if not rows_affected(claimed):
         await _code_reused(session, row, ip)
     refresh_token = new_token(REFRESH_PREFIX)
     scopes = format_scopes(grant.scope_list)

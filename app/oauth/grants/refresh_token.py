@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.config import Settings
-from app.db import affected_rows, utcnow
+from app.db import rows_affected, utcnow
 from app.kit.envelope import DecryptionError, Envelope, Sealed
 from app.kit.security import new_token
 from app.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
@@ -159,7 +159,7 @@ async def _rotate(
         .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
         .values(rotated_at=now, successor_id=successor_row.id, successor_sealed=sealed.to_bytes())
     )
-    if affected_rows(rotated):
+    if rows_affected(rotated):
         return successor
     await session.delete(successor_row)
     return None

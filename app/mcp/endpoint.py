@@ -1,24 +1,37 @@
-"""The /mcp endpoint: Host/Origin checks, CORS, bearer auth, then the SDK's Streamable HTTP."""
+"""The /mcp endpoint: Host/Origin checks, bearer auth, then the SDK's Streamable HTTP.
+
+`install(app, settings, server)` mounts it with its exception handlers and CORS; the lifespan
+enters `McpEndpoint.running()` so the SDK's session managers have their task groups.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.config import Settings, is_loopback_host
-from app.mcp.context import SCOPE_KEY, CallContext
-from app.mcp.deps import McpChallenge, authenticate
+from app.config import Settings
+from app.kit.body_limit import BodyTooLarge, read_body
+from app.kit.cors import PublicCors
+from app.kit.hosts import is_loopback_host
+from app.mcp import api
+from app.mcp.auth import McpChallenge, authenticate, challenge_response
+from app.mcp.call import SCOPE_KEY, CallContext
+from app.mcp.revocation import RevocationUnknown
+from app.mcp.server import GatehouseMCP
 from app.oauth.metadata import protected_resource_metadata
+from app.state import services_of
 
-router = APIRouter(include_in_schema=False)
 metadata_router = APIRouter(include_in_schema=False)
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -43,19 +56,16 @@ def allowed_origins(settings: Settings) -> frozenset[str]:
     return frozenset(o.rstrip("/").lower() for o in origins)
 
 
-def check_host_and_origin(state: Any, headers: Headers) -> None:
+def check_host_and_origin(
+    headers: Headers, *, hosts: frozenset[str], origins: frozenset[str]
+) -> None:
     """DNS-rebinding protection (MCP "Security Warning": servers MUST validate Origin)."""
     origin = headers.get("origin")
-    if origin is not None and origin.rstrip("/").lower() not in state.mcp_origins:
+    if origin is not None and origin.rstrip("/").lower() not in origins:
         raise McpOriginRefused(403, "this origin may not use the MCP endpoint")
     host = (headers.get("host") or "").lower()
-    if host not in state.mcp_hosts:
+    if host not in hosts:
         raise McpOriginRefused(421, "this host name is not served here")
-
-
-async def guard_host_and_origin(request: Request) -> None:
-    """The same check as a FastAPI dependency, for routes other than /mcp itself."""
-    check_host_and_origin(request.app.state, request.headers)
 
 
 class McpOriginRefused(Exception):
@@ -81,25 +91,7 @@ def method_not_allowed() -> JSONResponse:
     return jsonrpc_error(405, -32600, message, headers={"Allow": "POST"})
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # ClientDisconnect when the client went away
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-def _tool_calls(message: Any) -> list[str]:
+def _tool_calls(message: object) -> list[str]:
     messages = message if isinstance(message, list) else [message]
     names = []
     for item in messages:
@@ -113,7 +105,7 @@ def _tool_calls(message: Any) -> list[str]:
 class SdkResponse(Response):
     """Hands the request, body already read, to the SDK's Streamable HTTP session manager."""
 
-    def __init__(self, handler: Any, body: bytes, call: CallContext) -> None:
+    def __init__(self, handler: ASGIApp, body: bytes, call: CallContext) -> None:
         super().__init__()
         self._handler = handler
         self._body = body
@@ -134,7 +126,7 @@ class SdkResponse(Response):
 STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
 
 
-def _answers_as_stream(headers: Headers, message: Any) -> bool:
+def _answers_as_stream(headers: Headers, message: object) -> bool:
     """Whether to hand the request to the SSE session manager or the plain-JSON one.
 
     Streamable HTTP lets the server answer a request with one JSON object or an SSE stream, and
@@ -164,17 +156,34 @@ class McpEndpoint:
 
     Order: Host/Origin, then `authenticate` (the function behind `McpAuth`) whatever the method,
     then the body and the per-tool scopes, then the SDK. McpOriginRefused and McpChallenge
-    propagate to the app's exception handlers exactly as they did from the dependencies.
+    propagate to the app's exception handlers.
     """
+
+    def __init__(self, settings: Settings, server: GatehouseMCP) -> None:
+        self.server = server
+        self.hosts = allowed_hosts(settings)
+        self.origins = allowed_origins(settings)
+        # Host and Origin are checked above, before authentication.
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        self.sse_manager = _session_manager(server, security, json_response=False)
+        self.json_manager = _session_manager(server, security, json_response=True)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The SDK's session managers' task groups, for the app's lifespan to enter."""
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self.sse_manager.run())
+            await stack.enter_async_context(self.json_manager.run())
+            yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        state = request.app.state
+        services = services_of(request.app)
         headers = request.headers
-        check_host_and_origin(state, headers)
+        check_host_and_origin(headers, hosts=self.hosts, origins=self.origins)
         # Every method is authenticated first, so any probe gets the challenge that starts
         # discovery (RFC 9728 §5.1).
-        auth = await authenticate(state, headers.get("authorization"))
+        auth = await authenticate(services.resource(), headers.get("authorization"))
         if request.method != "POST":
             # Streamable HTTP, on a GET: "The server MUST either return Content-Type:
             # text/event-stream ... or else return HTTP 405 Method Not Allowed". Stateless, we
@@ -182,46 +191,57 @@ class McpEndpoint:
             # token's revocation; DELETE ends a session that was never made.
             await method_not_allowed()(scope, receive, send)
             return
-        try:
-            body = await _read_body(request)
-        except BodyTooLarge:
-            await jsonrpc_error(413, -32600, "request body too large")(scope, receive, send)
+        read = await _read_message(request)
+        if not isinstance(read, tuple):
+            if read is not None:
+                await read(scope, receive, send)
             return
-        except ClientDisconnect:
-            return  # nobody is listening for an answer
-        try:
-            message = json.loads(body)
-        except (ValueError, RecursionError):  # bad JSON or UTF-8; or nested too deep
-            await jsonrpc_error(400, -32700, "Parse error")(scope, receive, send)
-            return
+        body, message = read
+        self._demand_tool_scopes(message, auth.scopes)
+        call = CallContext(
+            auth=auth, services=services, protocol_version=headers.get(PROTOCOL_HEADER)
+        )
+        stream = _answers_as_stream(headers, message)
+        manager = self.sse_manager if stream else self.json_manager
+        await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
+
+    def _demand_tool_scopes(self, message: object, granted: frozenset[str]) -> None:
         for name in _tool_calls(message):
-            missing = state.mcp.tool_scopes.get(name, frozenset()) - auth.scopes
+            missing = self.server.tool_scopes.get(name, frozenset()) - granted
             if missing:
                 raise McpChallenge(
                     403,
                     error="insufficient_scope",
                     description=f"the tool {name} needs the scope {' '.join(sorted(missing))}",
                 )
-        call = CallContext(
-            auth=auth,
-            settings=state.settings,
-            sessionmaker=state.sessionmaker,
-            protocol_version=headers.get(PROTOCOL_HEADER),
-            app_state=state,
-        )
-        manager = (
-            state.mcp_sse_manager
-            if _answers_as_stream(headers, message)
-            else state.mcp_json_manager
-        )
-        await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
+
+
+def _session_manager(
+    server: GatehouseMCP, security: TransportSecuritySettings, *, json_response: bool
+) -> StreamableHTTPSessionManager:
+    server.server.streamable_http_app(
+        stateless_http=True, json_response=json_response, transport_security=security
+    )
+    return server.server.session_manager
+
+
+async def _read_message(request: Request) -> tuple[bytes, object] | Response | None:
+    """The body and its JSON, or the JSON-RPC error to answer instead (None when the client
+    went away: nobody is listening for an answer)."""
+    try:
+        body = await read_body(request, max_bytes=MAX_BODY_BYTES)
+    except BodyTooLarge:
+        return jsonrpc_error(413, -32600, "request body too large")
+    except ClientDisconnect:
+        return None
+    try:
+        return body, json.loads(body)
+    except (ValueError, RecursionError):  # bad JSON or UTF-8; or nested too deep
+        return jsonrpc_error(400, -32700, "Parse error")
 
 
 # GET and DELETE are routed here (not refused by the router) so they are authenticated first.
 MCP_METHODS = ["GET", "POST", "DELETE"]
-mcp_endpoint = McpEndpoint()
-router.routes.append(Route("/mcp", mcp_endpoint, methods=MCP_METHODS))
-router.routes.append(Route("/mcp/", mcp_endpoint, methods=MCP_METHODS))
 
 
 @metadata_router.get("/.well-known/oauth-protected-resource")
@@ -229,6 +249,54 @@ router.routes.append(Route("/mcp/", mcp_endpoint, methods=MCP_METHODS))
 async def resource_metadata(request: Request) -> JSONResponse:
     """RFC 9728 §3: the protected resource metadata of /mcp."""
     return JSONResponse(
-        protected_resource_metadata(request.app.state.settings),
+        protected_resource_metadata(services_of(request.app).settings),
         headers={"Cache-Control": "public, max-age=300"},
     )
+
+
+def install(app: FastAPI, settings: Settings, server: GatehouseMCP) -> McpEndpoint:
+    """Mount /mcp, its metadata, /api/me, their error handlers and /mcp's CORS."""
+    endpoint = McpEndpoint(settings, server)
+    _install_handlers(app, settings)
+    app.include_router(metadata_router)
+    app.router.routes.append(Route("/mcp", endpoint, methods=MCP_METHODS))
+    app.router.routes.append(Route("/mcp/", endpoint, methods=MCP_METHODS))
+    app.include_router(api.router)
+    app.add_middleware(
+        PublicCors,
+        paths=frozenset({"/mcp", "/mcp/"}),
+        origins=endpoint.origins,
+        allow_headers=(
+            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, "
+            "Last-Event-ID"
+        ),
+        expose_headers="WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version",
+        methods="GET, POST, DELETE, OPTIONS",
+    )
+    return endpoint
+
+
+def _install_handlers(app: FastAPI, settings: Settings) -> None:
+    async def on_challenge(_request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, McpChallenge):  # pragma: no cover
+            raise exc
+        return challenge_response(settings, exc)
+
+    async def on_origin(_request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, McpOriginRefused):  # pragma: no cover
+            raise exc
+        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+    async def on_revocation_unknown(_request: Request, _exc: Exception) -> Response:
+        # The token may be fine; the issuer that would say so is not answering. RFC 9110
+        # §15.6.4: 503 with Retry-After, and a JSON-RPC error the client can show.
+        return jsonrpc_error(
+            503,
+            -32603,
+            "the authorization server cannot confirm this token right now; retry shortly",
+            headers={"Retry-After": "5", "Cache-Control": "no-store"},
+        )
+
+    app.add_exception_handler(McpChallenge, on_challenge)
+    app.add_exception_handler(RevocationUnknown, on_revocation_unknown)
+    app.add_exception_handler(McpOriginRefused, on_origin)

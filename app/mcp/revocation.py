@@ -1,12 +1,9 @@
-"""Everything the resource server needs to trust a bearer token without a query per request.
+"""Whether a token's grant is still unrevoked and its user enabled, known within 5 seconds.
 
-- signature and claims: checked locally against the issuer's keys (our database's, or the remote
-  issuer's JWKS in the split-out `mcp` role), cached and refreshed on an unknown `kid`;
-- revoked grants and disabled users: a feed polled from the shared database every
-  REVOCATION_POLL seconds or, in the `mcp` role with introspection credentials, the issuer's
-  answer about each grant, asked again before it is REVOCATION_MAX_AGE old; either way a change
-  is seen within 5 seconds, and an answer older than that is never trusted;
-- who the user and client are: a small cache with a short lifetime.
+Either a feed polled from the shared database every REVOCATION_POLL seconds
+(`RevocationFeed`) or, in the `mcp` role with introspection credentials, the issuer's answer
+about each grant (`IntrospectionCheck`), asked again before it is REVOCATION_MAX_AGE old; an
+answer older than that is never trusted.
 """
 
 from __future__ import annotations
@@ -17,47 +14,30 @@ import logging
 import math
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
-from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import User
 from app.db import utcnow
-from app.mcp.context import ClientInfo, UserInfo
-from app.oauth.access_tokens import (
-    AccessTokenClaims,
-    InvalidAccessToken,
-    UnknownKeyId,
-    verify_access_token,
-)
-from app.oauth.models import OAuthClient, OAuthGrant
-from app.oauth.signing_keys import SigningKeys
+from app.kit.cache import BoundedCache
+from app.mcp.verifiers import Issuer
+from app.oauth.access_tokens import AccessTokenClaims, InvalidAccessToken
+from app.oauth.models import OAuthGrant
 
 logger = logging.getLogger("gatehouse.mcp")
 
 REVOCATION_POLL = 2.0
 REVOCATION_MAX_AGE = 4.5
-DIRECTORY_TTL = 60.0
-DIRECTORY_SIZE = 10_000
-JWKS_REFRESH_MIN_INTERVAL = 10.0
-JWKS_MAX_AGE = 300.0
-
-
 INTROSPECTION_REFRESH_AFTER = 2.0
 INTROSPECTION_RETRY_AFTER_FAILURE = 1.0
 INTROSPECTION_CACHE_SIZE = 10_000
 INTROSPECTION_CONCURRENCY = 16
-
-
-class TokenVerifier(Protocol):
-    async def verify(self, token: str) -> AccessTokenClaims: ...
 
 
 class RevocationCheck(Protocol):
@@ -69,108 +49,6 @@ class RevocationCheck(Protocol):
 
 class RevocationUnknown(Exception):
     """Whether a token was revoked cannot be told now (the issuer is unreachable)."""
-
-
-class Issuer:
-    """Where an external issuer's endpoints are, from its RFC 8414 metadata."""
-
-    def __init__(self, *, issuer: str, http: httpx.AsyncClient, fetch_from: str = "") -> None:
-        self.issuer = issuer
-        # The same issuer reached by another base URL (a private address inside a cluster).
-        self._base = fetch_from or issuer
-        self.http = http
-
-    async def endpoint(self, name: str, *, credentials: bool = False) -> str:
-        """The endpoint `name` of the metadata, reached through our base URL. One we send
-        credentials to must be on the issuer itself, wherever the metadata points."""
-        response = await self.http.get(f"{self._base}/.well-known/oauth-authorization-server")
-        response.raise_for_status()
-        metadata = response.json()
-        # RFC 8414 §3.3: the issuer in the metadata MUST be identical to the one we trust.
-        if metadata.get("issuer") != self.issuer:
-            raise InvalidAccessToken("the issuer's metadata names another issuer")
-        url = str(metadata[name])
-        if self._base != self.issuer and url.startswith(self.issuer + "/"):
-            url = self._base + url[len(self.issuer) :]
-        if credentials and not url.startswith(self._base + "/"):
-            raise InvalidAccessToken(f"the issuer's {name} is not on the issuer")
-        return url
-
-
-class LocalTokenVerifier:
-    """Tokens we issued ourselves: keys from our own database (role `all`)."""
-
-    def __init__(self, keys: SigningKeys, *, issuer: str, audience: str) -> None:
-        self._keys = keys
-        self._issuer = issuer
-        self._audience = audience
-
-    async def verify(self, token: str) -> AccessTokenClaims:
-        return await self._keys.verify(token, issuer=self._issuer, audience=self._audience)
-
-
-class RemoteTokenVerifier:
-    """Tokens of an external issuer (role `mcp`): its metadata and JWKS, fetched and cached."""
-
-    def __init__(
-        self,
-        *,
-        issuer: str,
-        audience: str,
-        http: httpx.AsyncClient,
-        fetch_from: str = "",
-        min_interval: float = JWKS_REFRESH_MIN_INTERVAL,
-        max_age: float = JWKS_MAX_AGE,
-    ) -> None:
-        self._issuer = issuer
-        self._metadata = Issuer(issuer=issuer, http=http, fetch_from=fetch_from)
-        self._audience = audience
-        self._http = http
-        self._min_interval = min_interval
-        self._max_age = max_age
-        self._keyset: KeySet | None = None
-        self._fetched_at = -math.inf  # the last successful fetch
-        self._attempted_at = -math.inf  # the last attempt, successful or not
-        self._lock = asyncio.Lock()
-
-    async def _refresh(self) -> KeySet:
-        """Fetch the key set, at most once per `min_interval` whatever the outcome: an issuer
-        that is down is not asked again by every request that arrives meanwhile."""
-        async with self._lock:
-            if time.monotonic() - self._attempted_at < self._min_interval:
-                if self._keyset is None:
-                    raise InvalidAccessToken("the issuer's keys are not available")
-                return self._keyset
-            self._attempted_at = time.monotonic()
-            try:
-                response = await self._http.get(await self._metadata.endpoint("jwks_uri"))
-                response.raise_for_status()
-                keys: list[Any] = [ECKey.import_key(jwk) for jwk in response.json()["keys"]]
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                logger.warning("could not fetch the issuer's JWKS: %s", type(exc).__name__)
-                if self._keyset is None:
-                    raise InvalidAccessToken("the issuer's keys are not available") from exc
-                return self._keyset
-            self._keyset = KeySet(keys)
-            self._fetched_at = time.monotonic()
-            return self._keyset
-
-    async def verify(self, token: str) -> AccessTokenClaims:
-        # Re-read the key set now and then even when every kid is known, so a key the issuer
-        # withdraws (say, after a compromise) stops being trusted without a restart. While one
-        # request is re-reading it, the others use the keys in hand: a slow or unreachable
-        # issuer must not hold up tokens signed by keys we already have.
-        keyset = self._keyset
-        if keyset is None or (
-            time.monotonic() - self._fetched_at > self._max_age and not self._lock.locked()
-        ):
-            keyset = await self._refresh()
-        try:
-            return verify_access_token(token, keyset, issuer=self._issuer, audience=self._audience)
-        except UnknownKeyId:
-            # A new key after rotation: refresh once (rate-limited) and try again.
-            keyset = await self._refresh()
-            return verify_access_token(token, keyset, issuer=self._issuer, audience=self._audience)
 
 
 class RevocationFeed:
@@ -207,7 +85,7 @@ class RevocationFeed:
         if time.monotonic() - self._polled_at > REVOCATION_MAX_AGE:
             await self.poll()
 
-    async def allows(self, token: str, claims: AccessTokenClaims) -> bool:
+    async def allows(self, _token: str, claims: AccessTokenClaims) -> bool:
         try:
             grant_id, user_id = uuid.UUID(claims.grant_id), uuid.UUID(claims.subject)
         except ValueError:
@@ -265,7 +143,9 @@ class IntrospectionCheck:
         self._refresh_after = refresh_after
         self._max_age = max_age
         self._endpoint = ""
-        self._answers: OrderedDict[str, Answer] = OrderedDict()  # by grant id
+        self._answers: BoundedCache[str, Answer] = BoundedCache(  # by grant id
+            max_entries=INTROSPECTION_CACHE_SIZE
+        )
         self._asking: dict[str, asyncio.Task[Answer]] = {}
         self._open = asyncio.Semaphore(INTROSPECTION_CONCURRENCY)
         self._failed_at = -math.inf
@@ -315,10 +195,7 @@ class IntrospectionCheck:
             and body.get("gid") == claims.grant_id
         )
         answer = Answer(asked_at, active, claims.token_id)
-        self._answers[claims.grant_id] = answer
-        self._answers.move_to_end(claims.grant_id)
-        while len(self._answers) > INTROSPECTION_CACHE_SIZE:
-            self._answers.popitem(last=False)
+        self._answers.put(claims.grant_id, answer)
         return answer
 
     async def _post(self, token: str) -> dict[str, Any]:
@@ -388,45 +265,3 @@ UNUSABLE_ANSWER = (ValueError, KeyError, TypeError, AttributeError, InvalidAcces
 def _consume_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
-
-
-class Directory:
-    """Who users and clients are, cached briefly (names and emails change rarely)."""
-
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
-        self._users: OrderedDict[uuid.UUID, tuple[float, UserInfo | None]] = OrderedDict()
-        self._clients: OrderedDict[str, tuple[float, ClientInfo | None]] = OrderedDict()
-
-    async def user(self, user_id: uuid.UUID) -> UserInfo | None:
-        hit = self._users.get(user_id)
-        if hit and time.monotonic() - hit[0] < DIRECTORY_TTL:
-            return hit[1]
-        async with self._sessionmaker() as session:
-            row = await session.get(User, user_id)
-        info = UserInfo(row.id, row.email, row.name) if row else None
-        _put(self._users, user_id, info)
-        return info
-
-    async def client(self, client_id: str) -> ClientInfo | None:
-        hit = self._clients.get(client_id)
-        if hit and time.monotonic() - hit[0] < DIRECTORY_TTL:
-            return hit[1]
-        async with self._sessionmaker() as session:
-            row = (
-                await session.execute(select(OAuthClient).where(OAuthClient.client_id == client_id))
-            ).scalar_one_or_none()
-        info = ClientInfo(row.client_id, row.client_name or row.client_id) if row else None
-        _put(self._clients, client_id, info)
-        return info
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def _put(cache: OrderedDict[K, tuple[float, V]], key: K, value: V) -> None:
-    cache[key] = (time.monotonic(), value)
-    cache.move_to_end(key)
-    while len(cache) > DIRECTORY_SIZE:
-        cache.popitem(last=False)

@@ -1,23 +1,27 @@
-"""`McpAuth`: the withMcpAuth-style dependency every request to /mcp passes.
+"""`authenticate` and `McpAuth`: a bearer token becomes an `AuthContext`, or a challenge.
 
 MCP 2025-11-25 "Authorization" and RFC 6750 §3 / RFC 9728 §5.1: a request without a token gets
 401 with `WWW-Authenticate: Bearer resource_metadata=..., scope=...`; a bad token the same plus
 `error="invalid_token"`; a token without a needed scope 403 `error="insufficient_scope"`, naming
 the scopes to ask for, so clients can step up.
+
+`/mcp` calls `authenticate` itself; any other route protects itself with the same tokens by
+taking `auth: McpAuth` (see `app.mcp.api` and the README's "Protecting your own routes").
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
+from app.config import Settings
 from app.mcp.context import AuthContext
 from app.oauth.access_tokens import InvalidAccessToken
 from app.oauth.scopes import BASE_SCOPE, SUPPORTED_SCOPES
+from app.state import ResourceServices, ServicesDep
 from app.telemetry import challenges
 
 ALL_SCOPES = " ".join(SUPPORTED_SCOPES)
@@ -33,9 +37,8 @@ class McpChallenge(Exception):
         self.description = description
 
 
-def challenge_response(request: Request, exc: McpChallenge) -> JSONResponse:
+def challenge_response(settings: Settings, exc: McpChallenge) -> JSONResponse:
     challenges.add(1, {"http.response.status_code": exc.status_code, "error.type": exc.error or ""})
-    settings = request.app.state.settings
     metadata_url = f"{settings.public_url}/.well-known/oauth-protected-resource/mcp"
     parts = []
     if exc.error:
@@ -64,10 +67,23 @@ def _bearer(header: str | None) -> str | None:
     return token
 
 
+def demand_scopes(auth: AuthContext, needed: frozenset[str]) -> None:
+    """403 insufficient_scope naming what is missing (RFC 6750 §3.1), so a client steps up."""
+    missing = needed - auth.scopes
+    if missing:
+        raise McpChallenge(
+            403,
+            error="insufficient_scope",
+            description=f"this needs the scope {' '.join(sorted(missing))}",
+        )
+
+
 async def authenticate(
-    state: Any, authorization: str | None, needed: frozenset[str] = frozenset({BASE_SCOPE})
+    resource: ResourceServices,
+    authorization: str | None,
+    needed: frozenset[str] = frozenset({BASE_SCOPE}),
 ) -> AuthContext:
-    """The one place a bearer token becomes an AuthContext (the dependency and /mcp use it).
+    """The one place a bearer token becomes an AuthContext (/mcp and `McpAuth` use it).
 
     Every call checks the signature (or finds this exact token already verified), iss, aud,
     exp/nbf, revocation and the scopes; raises McpChallenge when any check fails.
@@ -77,7 +93,7 @@ async def authenticate(
         # RFC 6750 §3.1: no error code when the request carried no credentials at all.
         raise McpChallenge(401)
     try:
-        claims = await state.token_verifier.verify(token)
+        claims = await resource.token_verifier.verify(token)
         user_id = uuid.UUID(claims.subject)
         grant_id = uuid.UUID(claims.grant_id)
     except (InvalidAccessToken, ValueError) as exc:
@@ -85,12 +101,12 @@ async def authenticate(
         raise McpChallenge(401, error="invalid_token", description=description) from exc
     # RevocationUnknown (the issuer cannot be asked) propagates: a 503, not a 401, so that a
     # client keeps its tokens and retries.
-    if not await state.revocation_check.allows(token, claims):
+    if not await resource.revocation_check.allows(token, claims):
         raise McpChallenge(
             401, error="invalid_token", description="the grant was revoked or the user disabled"
         )
-    user = await state.directory.user(user_id)
-    client = await state.directory.client(claims.client_id)
+    user = await resource.directory.user(user_id)
+    client = await resource.directory.client(claims.client_id)
     if user is None or client is None:
         raise McpChallenge(401, error="invalid_token", description="unknown user or client")
     auth = AuthContext(
@@ -101,26 +117,13 @@ async def authenticate(
         token_id=claims.token_id,
         expires_at=claims.expires_at,
     )
-    missing = needed - auth.scopes
-    if missing:
-        raise McpChallenge(
-            403,
-            error="insufficient_scope",
-            description=f"this needs the scope {' '.join(sorted(missing))}",
-        )
+    demand_scopes(auth, needed)
     return auth
 
 
-def require_mcp_auth(
-    *required: str,
-) -> Callable[[Request], Awaitable[AuthContext]]:
-    """A dependency that authenticates the bearer token and demands `required` scopes."""
-    needed = frozenset(required) | {BASE_SCOPE}
-
-    async def dependency(request: Request) -> AuthContext:
-        return await authenticate(request.app.state, request.headers.get("authorization"), needed)
-
-    return dependency
+async def mcp_auth(request: Request, services: ServicesDep) -> AuthContext:
+    """The dependency behind `McpAuth`: the request's bearer token, with the scope `mcp`."""
+    return await authenticate(services.resource(), request.headers.get("authorization"))
 
 
-McpAuth = Annotated[AuthContext, Depends(require_mcp_auth())]
+McpAuth = Annotated[AuthContext, Depends(mcp_auth)]
