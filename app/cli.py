@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.recovery.cli import reset_password_command
 from app.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ cli.add_typer(clients_cli, name="clients")
 cli.add_typer(grants_cli, name="grants")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(vault_cli, name="vault")
+users_cli.command("reset-password")(reset_password_command)
 
 
 def _settings() -> Settings:
@@ -228,7 +230,9 @@ def users_create(
     settings = _settings()
 
     async def work(session: AsyncSession) -> str:
-        user = await service.create_user(session, email=email, password=password, name=name)
+        user = await service.create_user(
+            session, email=email, password=password, name=name, verified=True
+        )
         return str(user.id)
 
     try:

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from app import __version__
 from app.auth.deps import SignInRequired, sign_in_url
+from app.auth.recovery.router import router as recovery_router
 from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
@@ -30,6 +31,7 @@ from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
 from app.kit.ratelimit import RateLimits
 from app.kit.web import APP_DIR
+from app.mail.outbox import running_outbox
 from app.telemetry import instrument_app, instrument_engine, setup_telemetry
 
 logger = logging.getLogger("gatehouse")
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
             stack.push_async_callback(app.state.connector_cache.aclose)
             for connector in connectors.values():
                 stack.push_async_callback(connector.aclose)
+            app.state.outbox = await stack.enter_async_context(running_outbox(settings))
             if serves_auth:
                 await _start_authorization_server(app, settings, stack)
             if serves_mcp:
@@ -154,6 +157,7 @@ def _install_authorization_server(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.include_router(auth_router)
+    app.include_router(recovery_router)
     app.include_router(oauth_router)
     app.include_router(vault_router)
 

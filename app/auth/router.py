@@ -18,6 +18,7 @@ from app.auth.deps import (
     OptionalBrowserSession,
 )
 from app.auth.models import BrowserSession
+from app.auth.recovery.service import send_verification
 from app.db import SessionDep
 from app.errors import NotFoundError
 from app.kit.ratelimit import RateLimits
@@ -30,6 +31,7 @@ from app.kit.web import (
     safe_next,
     set_cookie,
 )
+from app.mail.deps import OutboxDep
 from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
@@ -72,6 +74,7 @@ async def sign_up(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    outbox: OutboxDep,
     email: FormStr = "",
     password: FormStr = "",
     name: FormStr = "",
@@ -105,6 +108,7 @@ async def sign_up(
             {"error": str(exc), "email": email, "name": name, "next": safe_next(next, "")},
             status_code=400,
         )
+    await send_verification(session, settings, outbox, user=user)
     new = await service.create_session(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
