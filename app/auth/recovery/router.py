@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.auth import service as accounts
 from app.auth.recovery import service, tokens
+from app.auth.deps import OptionalBrowserSession
 from app.auth.recovery.account import router as account_router
 from app.auth.recovery.limits import first_refusal, too_many
 from app.auth.recovery.tokens import LIFETIMES
@@ -39,7 +40,11 @@ def _link_invalid(request: Request, *, kind: str) -> HTMLResponse:
 
 @router.get("/verify-email", response_class=HTMLResponse)
 async def verify_email_page(
-    request: Request, session: SessionDep, settings: SettingsDep, token: str = ""
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    browser: OptionalBrowserSession,  # the "link expired" page offers a new one when signed in
+    token: str = "",
 ) -> Response:
     row = await service.address_link(session, settings, token=token)
     if row is None:
@@ -54,7 +59,11 @@ async def verify_email_page(
 @router.post("/verify-email", response_class=HTMLResponse, dependencies=[CsrfProtected])
 @traced("auth.verify_email")
 async def verify_email(
-    request: Request, session: SessionDep, settings: SettingsDep, token: FormStr = ""
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    browser: OptionalBrowserSession,
+    token: FormStr = "",
 ) -> Response:
     try:
         proven = await service.use_address_link(
