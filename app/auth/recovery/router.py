@@ -10,8 +10,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth import service as accounts
-from app.auth.recovery import service, tokens
 from app.auth.deps import OptionalBrowserSession
+from app.auth.recovery import service, tokens
 from app.auth.recovery.account import router as account_router
 from app.auth.recovery.limits import first_refusal, too_many
 from app.auth.recovery.tokens import LIFETIMES

@@ -14,8 +14,15 @@ from app.auth.recovery import approval_blocker
 from app.auth.recovery.models import AccountToken
 from app.db import utcnow
 from tests.auth.recovery.conftest import delivered, gatehouse, path_of, token_of
-from tests.helpers import csrf_from, db_all, db_write, form_post, sign_up, unique_email
-from tests.helpers import user_by_email
+from tests.helpers import (
+    csrf_from,
+    db_all,
+    db_write,
+    form_post,
+    sign_up,
+    unique_email,
+    user_by_email,
+)
 from tests.mail.smtp_server import Mailbox
 
 
@@ -40,7 +47,8 @@ async def test_sign_up_mails_a_link_that_confirms_the_address_once(
     assert link.startswith("http://127.0.0.1:8000/verify-email?token=")
     assert len(token_of(link)) >= 43  # 256 bits, base64url
     assert "Hello Ada," in mail.text
-    assert link in mail.html and "http://127.0.0.1:8000" in mail.html
+    assert link in mail.html
+    assert "http://127.0.0.1:8000" in mail.html
     assert (await user_by_email(mail_app, email)).email_verified_at is None
 
     # Opening the link (as a mail scanner would) changes nothing: it shows a button.
@@ -137,7 +145,7 @@ async def test_sending_again_is_limited_per_ip(mail_app: FastAPI, smtp_server: M
             if n % 4 == 0:  # a new account every few sends: the per-account limit stays clear
                 c.cookies.clear()
                 await sign_up(c)
-            statuses.append((await form_post(c, "/account", "/account/verify-email", {})))
+            statuses.append(await form_post(c, "/account", "/account/verify-email", {}))
     assert [r.status_code for r in statuses] == [200] * limit + [429]
     assert int(statuses[-1].headers["retry-after"]) > 0
 
@@ -158,6 +166,8 @@ async def test_approval_needs_a_verified_address_only_when_required(
     strict = relaxed.model_copy(update={"require_verified_email": True})
     assert approval_blocker(user, relaxed) is None
     reason = approval_blocker(user, strict)
-    assert reason is not None and email in reason and "confirm" in reason
+    assert reason is not None
+    assert email in reason
+    assert "confirm" in reason
     user.email_verified_at = utcnow()
     assert approval_blocker(user, strict) is None

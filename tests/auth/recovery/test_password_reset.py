@@ -98,7 +98,8 @@ async def test_a_reset_signs_out_every_session_and_disconnects_apps_when_chosen(
     grants = await grants_of(mail_app, email)
     assert len(grants) == 1
     if disconnect:
-        assert grants[0].revoked_at is not None and grants[0].revoked_reason == "password_reset"
+        assert grants[0].revoked_at is not None
+        assert grants[0].revoked_reason == "password_reset"
     else:
         assert grants[0].revoked_at is None
 
