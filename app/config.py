@@ -153,16 +153,6 @@ class Settings(BaseSettings):
         # empty key: development generates one, production refuses to start.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("smtp_url")
-    @classmethod
-    def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parts = urlsplit(value.get_secret_value())
-            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-                # Never echo the value: it may hold the SMTP password.
-                raise ValueError("SMTP_URL must be smtp://host[:port] or smtps://host[:port]")
-        return value
-
     @field_validator("connectors")
     @classmethod
     def _known_connectors(cls, value: list[str]) -> list[str]:
@@ -306,6 +296,7 @@ class Settings(BaseSettings):
                 problems.append("AUTH_ISSUER_URL must be https in production")
             problems.extend(self._production_deployment_problems())
         problems.extend(self._introspection_problems())
+        problems.extend(self._mail_problems())
         if problems:
             raise ConfigError("; ".join(problems))
         if self.secret_key is None:
@@ -356,6 +347,20 @@ class Settings(BaseSettings):
                 "mail; set smtp://user:password@host:587 (STARTTLS) or smtps://host:465"
             )
         return problems
+
+    def _mail_problems(self) -> list[str]:
+        # Checked here, not in a field validator: pydantic's errors quote the input, and this
+        # one may hold the SMTP password.
+        if self.smtp_url is None:
+            return []
+        parts = urlsplit(self.smtp_url.get_secret_value())
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            return ["SMTP_URL has a port that is not a number"]
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            return ["SMTP_URL must be smtp://[user:password@]host[:port] or smtps://…"]
+        return []
 
     @property
     def email_flows(self) -> bool:

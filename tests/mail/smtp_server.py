@@ -41,7 +41,7 @@ class Received:
         body = self.message.get_body(preferencelist=(subtype,))
         assert body is not None, f"no text/{subtype} part"
         content: str = body.get_content()  # type: ignore[attr-defined]
-        return content
+        return content.replace("\r\n", "\n")  # as a mail client shows it
 
     @property
     def text(self) -> str:
@@ -65,6 +65,8 @@ class Mailbox:
     host: str = "127.0.0.1"
     port: int = 0
     received: list[Received] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # answers to give before accepting
+    attempts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -88,6 +90,10 @@ class Mailbox:
     # aiosmtpd handler hooks
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self._lock:
+            self.attempts += 1
+            if self.refusals:
+                return self.refusals.pop(0)
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         login = session.auth_data.login.decode() if session.auth_data else None
