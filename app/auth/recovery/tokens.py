@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.recovery.models import AccountToken
@@ -115,5 +115,16 @@ async def retire(
         )
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def purge(session: AsyncSession, *, keep: timedelta = timedelta(days=1)) -> int:
+    """Delete links that can never be used again (expired or used more than `keep` ago)."""
+    cutoff = utcnow() - keep
+    result = await session.execute(
+        delete(AccountToken).where(
+            (AccountToken.expires_at < cutoff) | (AccountToken.used_at < cutoff)
+        )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

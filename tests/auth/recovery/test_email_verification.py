@@ -12,8 +12,10 @@ from sqlalchemy import select, update
 from app.audit import AuditEvent
 from app.auth.recovery import approval_blocker
 from app.auth.recovery.models import AccountToken
+from app.auth.recovery.tokens import purge
 from app.db import utcnow
 from tests.auth.recovery.conftest import delivered, gatehouse, path_of, token_of
+from tests.conftest import client_for
 from tests.helpers import (
     csrf_from,
     db_all,
@@ -136,8 +138,6 @@ async def test_sending_again_is_limited_per_account_with_retry_after(
 
 
 async def test_sending_again_is_limited_per_ip(mail_app: FastAPI, smtp_server: Mailbox) -> None:
-    from tests.conftest import client_for
-
     limit = int(mail_app.state.settings.verify_limit_ip.split()[0])
     statuses = []
     async with client_for(mail_app, "10.89.0.1") as c:
@@ -171,3 +171,23 @@ async def test_approval_needs_a_verified_address_only_when_required(
     assert "confirm" in reason
     user.email_verified_at = utcnow()
     assert approval_blocker(user, strict) is None
+
+
+async def test_purge_deletes_links_that_can_never_work_again(
+    mail_app: FastAPI, client: httpx.AsyncClient, smtp_server: Mailbox
+) -> None:
+    email = await sign_up(client)
+    link = (await delivered(mail_app, smtp_server, email)).link("/verify-email")
+    user = await user_by_email(mail_app, email)
+    mine = AccountToken.user_id == user.id
+    async with mail_app.state.sessionmaker() as session, session.begin():
+        await purge(session)
+    assert len(await db_all(mail_app, select(AccountToken.id).where(mine))) == 1
+    await db_write(
+        mail_app,
+        update(AccountToken).where(mine).values(expires_at=utcnow() - timedelta(days=2)),
+    )
+    async with mail_app.state.sessionmaker() as session, session.begin():
+        assert await purge(session) >= 1
+    assert await db_all(mail_app, select(AccountToken.id).where(mine)) == []
+    assert (await client.get(path_of(link))).status_code == 410
