@@ -37,6 +37,21 @@ mail_failures = meter.create_counter(
 Job = Callable[[], Awaitable[None]]
 
 
+_PENDING = "gatehouse.outbox.pending"  # Session.info key: (outbox, message) awaiting a commit
+
+
+def _release(session: Any) -> None:
+    pending: list[tuple[Outbox, Message]] = session.info.get(_PENDING, [])
+    while pending:
+        outbox, message = pending.pop(0)
+        outbox.send(message)
+
+
+def _discard(session: Any, previous: Any) -> None:
+    if not previous.nested:  # the whole transaction is gone, and with it every link it made
+        session.info.get(_PENDING, []).clear()
+
+
 def _domain(address: str) -> str:
     return address.rpartition("@")[2] or "?"
 
@@ -82,17 +97,11 @@ class Outbox:
         The link in the message must not arrive before the row it names is durable.
         """
         sync = session.sync_session
-
-        def committed(_session: Any) -> None:
-            event.remove(sync, "after_soft_rollback", rolled_back)
-            self.send(message)
-
-        def rolled_back(_session: Any, _previous: Any) -> None:
-            event.remove(sync, "after_commit", committed)
-            event.remove(sync, "after_soft_rollback", rolled_back)
-
-        event.listen(sync, "after_commit", committed, once=True)
-        event.listen(sync, "after_soft_rollback", rolled_back)
+        if _PENDING not in sync.info:
+            sync.info[_PENDING] = []
+            event.listen(sync, "after_commit", _release)
+            event.listen(sync, "after_soft_rollback", _discard)
+        sync.info[_PENDING].append((self, message))
 
     def defer(self, job: Job, *, kind: str) -> bool:
         """Run a small job on a worker (work whose cost must not show in a response's timing)."""

@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.config import ConfigError, Settings, load_settings
 from app.mail.message import Message, compose
@@ -179,3 +181,25 @@ def test_production_refuses_to_start_without_smtp_url(
         assert "hunter2" not in str(caught.value)
     with pytest.raises(ConfigError, match="SMTP_URL is required in production"):
         LogTransport(Settings(gatehouse_env="production"))
+
+
+async def test_a_message_tied_to_a_transaction_leaves_only_when_it_commits() -> None:
+    engine = create_async_engine("sqlite+aiosqlite://")
+    box = Outbox(LogTransport(Settings(secret_key=TEST_SECRET_KEY)))
+    try:
+        async with AsyncSession(engine) as session:
+            await session.execute(text("SELECT 1"))
+            box.send_after_commit(session, message())
+            assert box.counts["accepted"] == 0
+            await session.rollback()
+            await session.execute(text("SELECT 1"))
+            await session.commit()
+            assert box.counts["accepted"] == 0  # rolled back: its link never existed
+            box.send_after_commit(session, message())
+            box.send_after_commit(session, message("bob@example.org"))
+            await session.commit()
+            assert box.counts["accepted"] == 2
+            await session.commit()
+            assert box.counts["accepted"] == 2  # once
+    finally:
+        await engine.dispose()
