@@ -200,8 +200,12 @@ def build_outbox(settings: Settings) -> Outbox:
 
 @contextlib.asynccontextmanager
 async def running_outbox(settings: Settings) -> AsyncIterator[Outbox]:
-    """The app's outbox for the length of its lifespan (app/main.py)."""
+    """The app's outbox for the length of its lifespan (app/main.py); idle in the `mcp` role,
+    which sends no mail."""
     outbox = build_outbox(settings)
+    if not settings.email_flows:
+        yield outbox
+        return
     await outbox.start()
     try:
         yield outbox

@@ -123,7 +123,7 @@ class LogTransport:
     """
 
     def __init__(self, settings: Settings) -> None:
-        if settings.is_production:
+        if settings.is_production and settings.email_flows:
             raise ConfigError("SMTP_URL is required in production")
         self.settings = settings
 
