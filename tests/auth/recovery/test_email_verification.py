@@ -14,6 +14,7 @@ from app.auth.recovery import approval_blocker
 from app.auth.recovery.models import AccountToken
 from app.auth.recovery.tokens import purge
 from app.db import utcnow
+from app.kit.web import templates
 from tests.auth.recovery.conftest import delivered, gatehouse, path_of, token_of
 from tests.conftest import client_for
 from tests.helpers import (
@@ -191,3 +192,29 @@ async def test_purge_deletes_links_that_can_never_work_again(
         assert await purge(session) >= 1
     assert await db_all(mail_app, select(AccountToken.id).where(mine)) == []
     assert (await client.get(path_of(link))).status_code == 410
+
+
+def test_the_consent_notice_partial_explains_and_offers_to_resend() -> None:
+    """verify_email_notice.html is what the consent page includes when approval_blocker says no."""
+    html = templates.env.get_template("verify_email_notice.html").render(
+        blocker="Confirm <b>ada@example.com</b> first.",
+        next="/authorize?client_id=x&state=y",
+        csrf_token="csrf-value",
+    )
+    assert "Confirm &lt;b&gt;ada@example.com&lt;/b&gt; first." in html
+    assert 'action="/account/verify-email"' in html
+    assert 'name="csrf_token" value="csrf-value"' in html
+    assert 'name="next" value="/authorize?client_id=x&amp;state=y"' in html
+
+
+async def test_sending_again_goes_back_only_to_a_page_of_ours(client: httpx.AsyncClient) -> None:
+    await sign_up(client)
+    back = await form_post(
+        client, "/account", "/account/verify-email", {"next": "/authorize?client_id=x"}
+    )
+    assert 'href="/authorize?client_id=x"' in back.text
+    elsewhere = await form_post(
+        client, "/account", "/account/verify-email", {"next": "https://evil.example/"}
+    )
+    assert 'href="/account"' in elsewhere.text
+    assert "evil.example" not in elsewhere.text
