@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     connectors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     github_api_url: str = "https://api.github.com"
 
+    # Outgoing mail (app/mail) and account recovery (app/auth/recovery). SMTP_URL may carry a
+    # password, so it is a secret; SMTP_USERNAME / SMTP_PASSWORD, when set, win over the URL's.
+    smtp_url: SecretStr | None = None
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    mail_from: str = ""
+    require_verified_email: bool = False
+
     # Not in the DESIGN.md table: operational knobs with safe defaults.
     var_dir: Path = Path("./var")  # VAR_DIR
     session_idle_ttl: int = Field(default=7 * 24 * 3600, ge=60)
@@ -93,6 +101,14 @@ class Settings(BaseSettings):
     auth_code_ttl: int = Field(default=120, ge=10, le=600)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=300)
     registration_limit_ip: str = "30 per hour"
+    verify_limit_account: str = "5 per hour"
+    verify_limit_ip: str = "20 per hour"
+    forgot_limit_email: str = "5 per hour"
+    forgot_limit_ip: str = "20 per hour"
+    email_change_limit_account: str = "5 per hour"
+    mail_timeout: float = Field(default=30.0, gt=0, le=300)  # seconds per SMTP attempt
+    mail_attempts: int = Field(default=4, ge=1, le=10)
+    mail_backoff: float = Field(default=2.0, ge=0, le=600)  # seconds before the first retry
     registration_unused_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     purge_interval: int = Field(default=3600, ge=0)  # 0 turns the in-app purge off
     # Test-only: trust an extra CA and allow loopback addresses when fetching client metadata
@@ -117,7 +133,14 @@ class Settings(BaseSettings):
         # Pasted or appended to .env, a value can carry a stray space or a CR from a terminal.
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("secret_key", "vault_keys", "auth_introspection_client_secret", mode="before")
+    @field_validator(
+        "secret_key",
+        "vault_keys",
+        "auth_introspection_client_secret",
+        "smtp_url",
+        "smtp_password",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `SECRET_KEY=` (or a compose file's unset `${SECRET_KEY}`) means "not set", never the
@@ -226,6 +249,7 @@ class Settings(BaseSettings):
             problems.extend(self._production_url_problems())
             problems.extend(self._production_deployment_problems())
         problems.extend(self._introspection_problems())
+        problems.extend(self._mail_problems())
         if problems:
             raise ConfigError("; ".join(problems))
         if self.secret_key is None:
@@ -320,7 +344,31 @@ class Settings(BaseSettings):
                 f"GATEHOUSE_ROLE={self.gatehouse_role} the issuer is PUBLIC_URL: "
                 "unset AUTH_ISSUER_URL"
             )
+        if self.email_flows and self.smtp_url is None:
+            problems.append(
+                "SMTP_URL is required in production: account recovery and verification send "
+                "mail; set smtp://user:password@host:587 (STARTTLS) or smtps://host:465"
+            )
         return problems
+
+    def _mail_problems(self) -> list[str]:
+        # Checked here, not in a field validator: pydantic's errors quote the input, and this
+        # one may hold the SMTP password.
+        if self.smtp_url is None:
+            return []
+        parts = urlsplit(self.smtp_url.get_secret_value())
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            return ["SMTP_URL has a port that is not a number"]
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            return ["SMTP_URL must be smtp://[user:password@]host[:port] or smtps://…"]
+        return []
+
+    @property
+    def email_flows(self) -> bool:
+        """Verification, reset and email-change mail go out from the roles that serve pages."""
+        return self.gatehouse_role in ("all", "auth")
 
     @property
     def uses_introspection(self) -> bool:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.purge import purge_sessions
+from app.auth.recovery.tokens import purge as purge_account_links
 from app.config import Settings
 from app.oauth.purge import purge_oauth
 
@@ -19,4 +20,5 @@ async def purge(session: AsyncSession, settings: Settings, key_window: timedelta
     """Every feature's purge; returns how many rows each kind lost, by name."""
     counts = await purge_oauth(session, settings=settings, key_window=key_window)
     counts |= await purge_sessions(session)
+    counts["account_links"] = await purge_account_links(session)
     return counts

@@ -20,7 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
+from app.auth.approval import AccountApprovalGate
 from app.auth.deps import SignInRequired, sign_in_url
+from app.auth.recovery.router import router as recovery_router
 from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
@@ -35,6 +37,7 @@ from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
 from app.kit.ratelimit import RateLimits
 from app.kit.web import APP_DIR
+from app.mail.outbox import running_outbox
 from app.mcp.directory import Directory
 from app.mcp.revocation import IntrospectionCheck, RevocationCheck, RevocationFeed
 from app.mcp.verifiers import (
@@ -165,11 +168,13 @@ async def _start_services(
     stack.push_async_callback(cache.aclose)
     for connector in connectors.values():
         stack.push_async_callback(connector.aclose)
+    outbox = await stack.enter_async_context(running_outbox(settings))
     authorization = resource = None
     if settings.gatehouse_role in ("all", "auth"):
         authorization = await _start_authorization_server(settings, sessionmaker, envelope, stack)
         authorization = replace(
             authorization,
+            approval_gates=(AccountApprovalGate(settings),),
             consent_extensions=(
                 ConnectorConsent(
                     settings=settings,
@@ -191,6 +196,7 @@ async def _start_services(
         envelope=envelope,
         connectors=connectors,
         connector_cache=cache,
+        outbox=outbox,
         authorization_services=authorization,
         resource_services=resource,
     )
@@ -225,6 +231,7 @@ def _install_authorization_server(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, sign_in_required)
     install_oauth_error_handler(app)
     app.include_router(auth_router)
+    app.include_router(recovery_router)
     app.include_router(oauth_router)
     app.include_router(vault_router)
 

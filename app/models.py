@@ -2,6 +2,7 @@
 
 from app.audit import AuditEvent
 from app.auth.models import BrowserSession, User
+from app.auth.recovery.models import AccountToken
 from app.db import Base
 from app.mcp.models import Note
 from app.oauth.models import (
@@ -15,6 +16,7 @@ from app.oauth.models import (
 from app.vault.models import Credential
 
 __all__ = [
+    "AccountToken",
     "AuditEvent",
     "AuthorizationCode",
     "Base",

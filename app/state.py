@@ -28,11 +28,12 @@ if TYPE_CHECKING:
     # the others (tests/oauth/test_layering.py, tests/test_import_graph.py).
     from app.connectors.base import Connector
     from app.connectors.cache import ReadCache
+    from app.mail.outbox import Outbox
     from app.mcp.directory import Directory
     from app.mcp.revocation import RevocationCheck
     from app.mcp.verifiers import TokenVerifier
     from app.oauth.cimd_fetch import CimdFetcher
-    from app.oauth.consent import ConsentExtension
+    from app.oauth.consent import ApprovalGate, ConsentExtension
     from app.oauth.signing_keys import SigningKeys
 
 
@@ -44,6 +45,8 @@ class AuthorizationServices:
     cimd_fetcher: CimdFetcher
     # The steps other features add to the consent page (app/oauth/consent.py).
     consent_extensions: Sequence[ConsentExtension] = ()
+    # The rules other features set on approving a client (app/oauth/consent.py ApprovalGate).
+    approval_gates: Sequence[ApprovalGate] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Services:
     envelope: Envelope
     connectors: Mapping[str, Connector]
     connector_cache: ReadCache
+    outbox: Outbox
     authorization_services: AuthorizationServices | None = None
     resource_services: ResourceServices | None = None
 
@@ -94,6 +98,7 @@ def publish(app: FastAPI, services: Services) -> None:
     app.state.envelope = services.envelope
     app.state.connectors = services.connectors
     app.state.connector_cache = services.connector_cache
+    app.state.outbox = services.outbox
     if services.authorization_services is not None:
         app.state.signing_keys = services.authorization_services.signing_keys
 

@@ -33,6 +33,7 @@ def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("SECRET_KEY", GOOD_SECRET)
     monkeypatch.setenv("VAULT_KEYS", GOOD_VAULT_KEYS)
     monkeypatch.setenv("DATABASE_URL", "postgresql://gatehouse@db.example:5432/gatehouse")
+    monkeypatch.setenv("SMTP_URL", "smtp://mail.example:587")
     return monkeypatch
 
 

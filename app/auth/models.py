@@ -15,6 +15,7 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    email_verified_at: Mapped[datetime | None] = mapped_column(default=None)
 
     @property
     def is_active(self) -> bool:

@@ -18,6 +18,7 @@ from app.auth.deps import (
     OptionalBrowserSession,
 )
 from app.auth.models import BrowserSession
+from app.auth.recovery.service import send_verification
 from app.config import Settings
 from app.db import SessionDep
 from app.errors import NotFoundError
@@ -30,6 +31,7 @@ from app.kit.web import (
     safe_next,
     set_cookie,
 )
+from app.mail.deps import OutboxDep
 from app.state import ServicesDep
 from app.telemetry import note, signin_failures, traced
 
@@ -75,6 +77,7 @@ async def sign_up(
     session: SessionDep,
     settings: SettingsDep,
     services: ServicesDep,
+    outbox: OutboxDep,
     email: FormStr = "",
     password: FormStr = "",
     name: FormStr = "",
@@ -108,6 +111,7 @@ async def sign_up(
             {"error": str(exc), "email": email, "name": name, "next": safe_next(next, "")},
             status_code=400,
         )
+    await send_verification(session, settings, outbox, user=user)
     new = await service.create_session(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )

@@ -8,6 +8,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service
+from app.auth.recovery.service import admin_reset_link
 from app.cli import common
 
 app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -23,7 +24,9 @@ def users_create(
     settings = common.settings()
 
     async def work(session: AsyncSession) -> str:
-        user = await service.create_user(session, email=email, password=password, name=name)
+        user = await service.create_user(
+            session, email=email, password=password, name=name, verified=True
+        )
         return str(user.id)
 
     try:
@@ -70,3 +73,22 @@ def users_disable(email: Annotated[str, typer.Argument(help="The user's email.")
 def users_enable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
     """Enable a disabled account again."""
     _set_disabled(email, False)
+
+
+@app.command("reset-password")
+def users_reset_password(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
+    """Print a one-time link that lets the person choose a new password (valid 30 minutes)."""
+    settings = common.settings()
+
+    async def work(session: AsyncSession) -> str | None:
+        return await admin_reset_link(session, settings, email=email)
+
+    link = common.with_session(settings, work)
+    if link is None:
+        raise common.fail(f"no user with email {email}")
+    typer.echo(link)
+    typer.echo(
+        "Hand this link to the person over a channel you trust. It works once, for 30 minutes; "
+        "using it signs out every session of the account.",
+        err=True,
+    )

@@ -121,6 +121,34 @@ class ConsentExtension(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ApprovalBlock:
+    """Why the person may not approve a client yet, and where they can put it right."""
+
+    reason: str
+    fix_url: str  # one of our own pages
+    fix_label: str
+
+
+class ApprovalGate(Protocol):
+    """A rule another feature sets on approving a client (a verified email, a second factor)."""
+
+    async def blocker(self, session: AsyncSession, *, user_id: uuid.UUID) -> ApprovalBlock | None:
+        """Why this person may not approve now, or None."""
+        ...
+
+
+async def approval_block(
+    session: AsyncSession, gates: Iterable[ApprovalGate], *, user_id: uuid.UUID
+) -> ApprovalBlock | None:
+    """The first gate that holds the person back, or None when every gate lets them through."""
+    for gate in gates:
+        block = await gate.blocker(session, user_id=user_id)
+        if block is not None:
+            return block
+    return None
+
+
 async def consent_fields(
     session: AsyncSession, extensions: Iterable[ConsentExtension], *, user_id: uuid.UUID
 ) -> list[ConsentField]:

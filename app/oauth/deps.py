@@ -10,7 +10,7 @@ from fastapi import Depends
 from app.kit.envelope import Envelope
 from app.kit.ratelimit import RateLimits
 from app.oauth.cimd_fetch import CimdFetcher
-from app.oauth.consent import ConsentExtension
+from app.oauth.consent import ApprovalGate, ConsentExtension
 from app.oauth.signing_keys import SigningKeys
 from app.state import ServicesDep
 
@@ -35,8 +35,13 @@ def get_consent_extensions(services: ServicesDep) -> Sequence[ConsentExtension]:
     return services.authorization().consent_extensions
 
 
+def get_approval_gates(services: ServicesDep) -> Sequence[ApprovalGate]:
+    return services.authorization().approval_gates
+
+
 FetcherDep = Annotated[CimdFetcher, Depends(get_fetcher)]
 SigningKeysDep = Annotated[SigningKeys, Depends(get_signing_keys)]
 EnvelopeDep = Annotated[Envelope, Depends(get_envelope)]
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 ConsentExtensionsDep = Annotated[Sequence[ConsentExtension], Depends(get_consent_extensions)]
+ApprovalGatesDep = Annotated[Sequence[ApprovalGate], Depends(get_approval_gates)]

@@ -82,6 +82,10 @@ class LoginRequired(OAuthError):
     error = "login_required"  # OIDC Core §3.1.2.6, for prompt=none
 
 
+class InteractionRequired(OAuthError):
+    error = "interaction_required"  # OIDC Core §3.1.2.6, for prompt=none
+
+
 class ConsentRequired(OAuthError):
     error = "consent_required"  # OIDC Core §3.1.2.6, for prompt=none
 

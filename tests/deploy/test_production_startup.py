@@ -25,6 +25,7 @@ GOOD = {
     "DATABASE_URL": "postgresql://gatehouse:s3cret-pw@db.internal:5432/gatehouse",
     "SECRET_KEY": TEST_SECRET_KEY,
     "VAULT_KEYS": TEST_VAULT_KEYS,
+    "SMTP_URL": "smtp://mailer:s3cret-pw@mail.internal:587",
 }
 
 
@@ -75,6 +76,8 @@ UNSAFE = {
         "AUTH_ISSUER_URL only applies to GATEHOUSE_ROLE=mcp",
     ),
     "test-only CIMD settings": ({"CIMD_ALLOW_LOOPBACK": "true"}, "CIMD_ALLOW_LOOPBACK"),
+    "missing SMTP_URL": ({"SMTP_URL": None}, "SMTP_URL is required in production"),
+    "SMTP_URL of another scheme": ({"SMTP_URL": "http://mailer:s3cret-pw@mail"}, "SMTP_URL must"),
 }
 
 
@@ -143,6 +146,7 @@ def test_a_correct_production_configuration_starts_on_postgresql_and_reports_it(
         DATABASE_URL=url.set(password="s3cret-pw").render_as_string(hide_password=False),
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://collector:pw@{collector}",
         FORWARDED_ALLOW_IPS="127.0.0.1",
+        SMTP_URL="smtp://mailer:s3cret-pw@127.0.0.1:1",
     )
     try:
         port = server.env["PORT"]

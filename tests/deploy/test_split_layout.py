@@ -167,7 +167,8 @@ def split(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     production = {"GATEHOUSE_ENV": "production", "PUBLIC_URL": public}
     servers: list[LiveServer] = []
     try:
-        servers.append(start_server(backend, tmp_path, GATEHOUSE_ROLE="auth", **production))
+        mail = {"SMTP_URL": "smtp://127.0.0.1:1"}  # required in production; never reached here
+        servers.append(start_server(backend, tmp_path, GATEHOUSE_ROLE="auth", **mail, **production))
         auth_direct = f"http://127.0.0.1:{servers[0].env['PORT']}"
         introspection = add_resource_server(backend, tmp_path)
         # One replica reaches the issuer through the proxy and learns of revocations from the

@@ -23,8 +23,14 @@ from app.oauth.authorization import (
 )
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.clients import ClientProblem
-from app.oauth.consent import ConsentExtension, consent_covers, consent_fields
-from app.oauth.deps import ConsentExtensionsDep, FetcherDep
+from app.oauth.consent import (
+    ApprovalGate,
+    ConsentExtension,
+    approval_block,
+    consent_covers,
+    consent_fields,
+)
+from app.oauth.deps import ApprovalGatesDep, ConsentExtensionsDep, FetcherDep
 from app.oauth.endpoints.pages import (
     AuthorizationPageError,
     code_redirect,
@@ -32,7 +38,7 @@ from app.oauth.endpoints.pages import (
     error_location,
     refusal,
 )
-from app.oauth.errors import ConsentRequired, LoginRequired, OAuthError
+from app.oauth.errors import ConsentRequired, InteractionRequired, LoginRequired, OAuthError
 from app.oauth.grants.authorization_code import approve
 from app.oauth.pending import seal_pending
 from app.telemetry import note, traced
@@ -49,6 +55,7 @@ async def authorize(
     settings: SettingsDep,
     fetcher: FetcherDep,
     extensions: ConsentExtensionsDep,
+    gates: ApprovalGatesDep,
     browser: OptionalBrowserSession,
 ) -> Response:
     query = AuthorizationQuery.parse(request.query_params)
@@ -63,6 +70,7 @@ async def authorize(
             session=session,
             settings=settings,
             extensions=extensions,
+            gates=gates,
             browser=browser,
             query=query,
             checked=checked,
@@ -99,17 +107,27 @@ async def _answer(
     session: AsyncSession,
     settings: Settings,
     extensions: Sequence[ConsentExtension],
+    gates: Sequence[ApprovalGate],
     browser: BrowserSession,
     query: AuthorizationQuery,
     checked: AuthorizationRequest,
 ) -> Response:
     """A code straight away if the person approved this before, else the consent page."""
-    remembered = "consent" not in query.prompt and await consent_covers(
-        session,
-        user_id=browser.user_id,
-        client_pk=checked.client.id,
-        redirect_uri=checked.redirect_uri,
-        scopes=checked.scopes,
+    # A rule the person does not meet yet (REQUIRE_VERIFIED_EMAIL, REQUIRE_MFA) holds back even
+    # an approval remembered from before the rule was set.
+    block = await approval_block(session, gates, user_id=browser.user_id)
+    if block is not None and "none" in query.prompt:
+        raise InteractionRequired(block.reason)
+    remembered = (
+        block is None
+        and "consent" not in query.prompt
+        and await consent_covers(
+            session,
+            user_id=browser.user_id,
+            client_pk=checked.client.id,
+            redirect_uri=checked.redirect_uri,
+            scopes=checked.scopes,
+        )
     )
     if remembered:
         code = await approve(
@@ -127,5 +145,5 @@ async def _answer(
         raise ConsentRequired("the user must approve")
     pending = seal_pending(settings.secret_key_bytes, checked, session_id=browser.id)
     fields = await consent_fields(session, extensions, user_id=browser.user_id)
-    note(gatehouse__outcome="consent_shown")
-    return consent_page(request, checked, pending, fields)
+    note(gatehouse__outcome="consent_blocked" if block else "consent_shown")
+    return consent_page(request, checked, pending, fields, block=block)

@@ -17,8 +17,8 @@ from app.kit.web import CsrfProtected, SettingsDep, client_ip
 from app.oauth.authorization import AuthorizationRequest, Target, granted_scopes
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.clients import ClientProblem, resolve_client
-from app.oauth.consent import accept_extensions, consent_fields
-from app.oauth.deps import ConsentExtensionsDep, FetcherDep
+from app.oauth.consent import accept_extensions, approval_block, consent_fields
+from app.oauth.deps import ApprovalGatesDep, ConsentExtensionsDep, FetcherDep
 from app.oauth.endpoints.pages import (
     AuthorizationPageError,
     code_redirect,
@@ -43,6 +43,7 @@ async def consent(
     settings: SettingsDep,
     fetcher: FetcherDep,
     extensions: ConsentExtensionsDep,
+    gates: ApprovalGatesDep,
     browser: OptionalBrowserSession,
     pending: Annotated[str, Form()] = "",
     action: Annotated[str, Form()] = "",
@@ -58,6 +59,11 @@ async def consent(
         return _deny(session, settings, browser, checked, ip)
     if action != "approve":
         raise AuthorizationPageError("Choose Approve or Deny.")
+    block = await approval_block(session, gates, user_id=browser.user_id)
+    if block is not None:
+        note(gatehouse__outcome="consent_blocked")
+        fields = await consent_fields(session, extensions, user_id=browser.user_id)
+        return consent_page(request, checked, pending, fields, block=block, status_code=403)
 
     # Steps other features add (credentials for upstream services): each runs before anything
     # is issued; any failure shows the page again and keeps nothing.

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.errors import AppError
 from app.kit.web import PAGE_CSP, render
 from app.oauth.authorization import AuthorizationRequest
-from app.oauth.consent import ConsentField
+from app.oauth.consent import ApprovalBlock, ConsentField
 from app.oauth.errors import OAuthError
 from app.oauth.redirect_uris import csp_source, is_native_redirect
 from app.oauth.scopes import BASE_SCOPE, DESCRIPTIONS, WRITE_SCOPE
@@ -91,6 +91,7 @@ def consent_page(
     fields: Sequence[ConsentField],
     *,
     credential_errors: dict[str, str] | None = None,
+    block: ApprovalBlock | None = None,
     status_code: int = 200,
 ) -> Response:
     client = authorization.client
@@ -114,6 +115,7 @@ def consent_page(
             "error": "",
             "fields": fields,
             "credential_errors": credential_errors or {},
+            "block": block,
         },
         status_code=status_code,
         headers={"Content-Security-Policy": _consent_csp(redirect_uri)},
