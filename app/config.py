@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.identity.settings import ProviderConfig, collect_variables, parse_providers
+
 logger = logging.getLogger("gatehouse.config")
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -84,6 +86,11 @@ class Settings(BaseSettings):
     refresh_reuse_grace: int = Field(default=30, ge=0, le=600)
     connectors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     github_api_url: str = "https://api.github.com"
+    # Upstream identity providers (app/identity/settings.py reads their OIDC_<NAME>_* values).
+    oidc_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    oidc_microsoft_tenant: str = ""
+    oidc_variables: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    password_signin: bool = True
 
     # Not in the DESIGN.md table: operational knobs with safe defaults.
     var_dir: Path = Path("./var")  # VAR_DIR
@@ -109,8 +116,18 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # Values this object derived rather than read: production wants some of them explicit.
     _derived: set[str] = PrivateAttr(default_factory=set)
+    _identity_providers: tuple[ProviderConfig, ...] = PrivateAttr(default=())
 
-    @field_validator("allowed_hosts", "allowed_origins", "connectors", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _oidc_provider_variables(cls, data: object) -> object:
+        if isinstance(data, dict):
+            data["oidc_variables"] = collect_variables(data, os.environ)
+        return data
+
+    @field_validator(
+        "allowed_hosts", "allowed_origins", "connectors", "oidc_providers", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -187,7 +204,22 @@ class Settings(BaseSettings):
         if not self.auth_issuer_url:
             self._derived.add("auth_issuer_url")
             self.auth_issuer_url = self.public_url
+        try:
+            self._identity_providers = parse_providers(
+                self.oidc_providers,
+                self.oidc_variables,
+                microsoft_tenant=self.oidc_microsoft_tenant,
+                github_api_url=self.github_api_url,
+            )
+        except (
+            ValueError
+        ) as exc:  # not a ValidationError: that would print every value, secrets too
+            raise ConfigError(str(exc)) from None
         return self
+
+    @property
+    def identity_providers(self) -> tuple[ProviderConfig, ...]:
+        return self._identity_providers
 
     # -- derived values ---------------------------------------------------------------------------
 
