@@ -16,6 +16,7 @@ from app.auth.deps import (
     CurrentBrowserSession,
     CurrentUser,
     OptionalBrowserSession,
+    signed_in_redirect,
 )
 from app.auth.models import BrowserSession
 from app.db import SessionDep
@@ -28,21 +29,12 @@ from app.kit.web import (
     delete_cookie,
     render,
     safe_next,
-    set_cookie,
 )
 from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
 
 FormStr = Annotated[str, Form()]
-
-
-def _signed_in_redirect(
-    request: Request, settings: SettingsDep, new: service.NewSession, next_path: str
-) -> RedirectResponse:
-    response = RedirectResponse(next_path, status_code=303)
-    set_cookie(response, settings, SESSION_COOKIE, new.token, max_age=settings.session_max_ttl)
-    return response
 
 
 def _auditable(email: str) -> str | None:
@@ -109,7 +101,7 @@ async def sign_up(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip, method="sign-up")
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    return signed_in_redirect(settings, new, safe_next(next))
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -187,7 +179,7 @@ async def sign_in(
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip)
     note(gatehouse__outcome="success", enduser__id=str(user.id))
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    return signed_in_redirect(settings, new, safe_next(next))
 
 
 @router.post("/sign-out", dependencies=[CsrfProtected])
