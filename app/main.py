@@ -144,6 +144,7 @@ def _freeze_startup_objects() -> None:
 
 
 def _install_authorization_server(app: FastAPI) -> None:
+    from app.identity.router import router as identity_router
     from app.oauth.router import router as oauth_router
     from app.vault.router import router as vault_router
 
@@ -154,6 +155,7 @@ def _install_authorization_server(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.include_router(auth_router)
+    app.include_router(identity_router)
     app.include_router(oauth_router)
     app.include_router(vault_router)
 
@@ -161,6 +163,7 @@ def _install_authorization_server(app: FastAPI) -> None:
 async def _start_authorization_server(
     app: FastAPI, settings: Settings, stack: AsyncExitStack
 ) -> None:
+    from app.identity.flow import Providers
     from app.oauth.cimd import CimdFetcher
     from app.oauth.tokens import SigningKeys
 
@@ -171,6 +174,9 @@ async def _start_authorization_server(
         ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
     )
     stack.push_async_callback(app.state.cimd_fetcher.aclose)
+    app.state.identity_providers = Providers(settings.identity_providers)
+    stack.push_async_callback(app.state.identity_providers.aclose)
+    await app.state.identity_providers.warm_up()  # an unreachable provider is a warning only
     # Make sure a signing key exists before the first request: creating one inside a request
     # would need a second write transaction while the request's own is open.
     await app.state.signing_keys.active()

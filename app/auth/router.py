@@ -21,6 +21,7 @@ from app.auth.deps import (
 from app.auth.models import BrowserSession
 from app.db import SessionDep
 from app.errors import NotFoundError
+from app.identity.account import account_section
 from app.kit.ratelimit import RateLimits
 from app.kit.web import (
     CsrfProtected,
@@ -203,10 +204,12 @@ async def _account_page(
     **context: object,
 ) -> HTMLResponse:
     sessions = await service.active_sessions(session, user_id=browser.user_id)
+    identities = await account_section(request, session, browser.user)
     return render(
         request,
         "account.html",
-        {"user": browser.user, "sessions": sessions, "this_session": browser.id, **context},
+        {"user": browser.user, "sessions": sessions, "this_session": browser.id, **identities}
+        | context,
         status_code=status_code,
     )
 
