@@ -1,0 +1,119 @@
+"""The callback belongs to the browser that started the sign-in, is answered once, and says in
+plain words what went wrong: another browser's state, no state cookie, a replayed code, the
+person cancelling, a provider that is down, a response from another issuer (RFC 9207)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app.audit import AuditEvent
+from tests.conftest import client_for
+from tests.helpers import db_all
+from tests.identity.stub_idp import StubIdp
+from tests.identity.support import begin, callback, identities_for, new_code, reason, refusals
+
+
+def _issue(stub: StubIdp, nonce: str) -> tuple[str, str]:
+    sub, code = "sub-" + uuid.uuid4().hex[:12], new_code()
+    stub.issue(code, stub.claims(nonce=nonce, sub=sub, email=f"{sub}@stub.example"))
+    return sub, code
+
+
+async def test_a_state_from_another_browser_is_refused(
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+) -> None:
+    victim = await begin(web)
+    sub, code = _issue(stub, victim.nonce)
+    async with client_for(idp_app) as attacker:
+        await begin(attacker)  # the attacker's browser has its own sign-in in flight
+        response = await callback(attacker, victim, code)
+    assert response.status_code == 400
+    assert reason(response) == "state_mismatch"
+    assert "another browser" in response.text
+    assert await identities_for(idp_app, sub) == []
+    assert not stub.token_requests or stub.token_requests[-1]["form"].get("code") != code
+
+
+async def test_a_callback_without_the_state_cookie_is_refused(
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+) -> None:
+    started = await begin(web)
+    sub, code = _issue(stub, started.nonce)
+    async with client_for(idp_app) as stranger:
+        response = await callback(stranger, started, code)
+    assert response.status_code == 400
+    assert reason(response) == "state_missing"
+    assert "expired" in response.text
+
+
+async def test_a_replayed_code_is_refused_even_with_the_state_cookie(
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+) -> None:
+    started = await begin(web)
+    cookie = web.cookies["gh_oidc"]
+    sub, code = _issue(stub, started.nonce)
+    first = await callback(web, started, code)
+    assert first.status_code == 303
+    assert "gh_oidc" not in web.cookies  # the state cookie is gone after its callback
+    async with client_for(idp_app) as replayer:
+        replayer.cookies.set("gh_oidc", cookie)
+        second = await callback(replayer, started, code)
+    assert second.status_code == 400
+    assert reason(second) == "state_replayed"
+    assert "gh_session" not in replayer.cookies
+    assert len(await identities_for(idp_app, sub)) == 1
+
+
+async def test_a_callback_for_another_providers_path_is_refused(
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+) -> None:
+    started = await begin(web)
+    _, code = _issue(stub, started.nonce)
+    response = await web.get(
+        "/sign-in/github/callback", params={"code": code, "state": started.state}
+    )
+    assert response.status_code == 400
+    assert reason(response) == "state_missing"
+
+
+async def test_cancelling_at_the_provider_says_so_and_changes_nothing(
+    idp_app: FastAPI, web: httpx.AsyncClient
+) -> None:
+    started = await begin(web, next_path="/account")
+    response = await web.get(
+        "/sign-in/stub/callback",
+        params={"error": "access_denied", "state": started.state, "error_description": "<b>x"},
+    )
+    assert response.status_code == 200
+    assert reason(response) == "cancelled"
+    assert "You cancelled signing in with Stub ID" in response.text
+    assert "<b>x" not in response.text
+    assert 'href="/sign-in?next=%2Faccount"' in response.text
+    assert "gh_session" not in web.cookies
+    assert await refusals(idp_app, "cancelled")
+
+
+async def test_a_response_naming_another_issuer_is_refused_rfc9207(
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+) -> None:
+    started = await begin(web)
+    sub, code = _issue(stub, started.nonce)
+    response = await callback(web, started, code, iss="https://mix-up.example")
+    assert response.status_code == 400
+    assert reason(response) == "wrong_iss"
+    assert await identities_for(idp_app, sub) == []
+
+
+async def test_no_upstream_code_or_token_reaches_the_audit_log(
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+) -> None:
+    started = await begin(web)
+    sub, code = _issue(stub, started.nonce)
+    assert (await callback(web, started, code)).status_code == 303
+    events = [str(row[0].detail) for row in await db_all(idp_app, select(AuditEvent))]
+    assert not any(code in e or "stub-access-" in e or "eyJ" in e for e in events)
+    assert not any(started.state in e for e in events)
