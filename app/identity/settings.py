@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from joserfc.jwk import ECKey, RSAKey
+
 ProviderKind = Literal["oidc", "github"]
 ClientAuth = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -215,15 +217,20 @@ def _private_key(name: str, value: str) -> str:
             raise ValueError(
                 f"{key_var} is not a PEM key and no file {value!r} can be read"
             ) from exc
-    from joserfc.jwk import import_key  # noqa: PLC0415 - settings load without joserfc otherwise
+    pem = pem.replace("\\n", "\n")  # a key pasted into one line of an env file
+    key = load_private_key(pem)
+    if key is None or not key.is_private:
+        raise ValueError(f"{key_var} is not a PEM RSA or EC private key")
+    return pem
 
-    try:
-        key = import_key(pem.replace("\\n", "\n"))
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the same mistake
-        raise ValueError(f"{key_var} is not a PEM private key ({type(exc).__name__})") from exc
-    if not key.is_private or key.key_type not in ("RSA", "EC"):
-        raise ValueError(f"{key_var} must be an RSA or EC private key")
-    return pem.replace("\\n", "\n")
+
+def load_private_key(pem: str) -> RSAKey | ECKey | None:
+    for kind in (RSAKey, ECKey):
+        try:
+            return kind.import_key(pem)
+        except Exception:  # noqa: BLE001, S112 - not this kind; try the next
+            continue
+    return None
 
 
 def _scopes(name: str, value: str, preset: Preset | None, kind: ProviderKind) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ from urllib.parse import quote, urlencode
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import import_key
 
 from app.identity.discovery import OidcDiscovery, ProviderUnavailable, checked_json, get_json
 from app.identity.id_token import (
@@ -28,7 +27,7 @@ from app.identity.id_token import (
     token_header,
     verify_signature,
 )
-from app.identity.settings import ProviderConfig
+from app.identity.settings import ProviderConfig, load_private_key
 
 ASSERTION_TTL = 60
 
@@ -182,7 +181,9 @@ class OidcUpstream:
 
     def _client_assertion(self, token_endpoint: str) -> str:
         """RFC 7523 §3: iss and sub are the client_id, aud the token endpoint, short-lived."""
-        key = import_key(self.config.private_key_pem)
+        key = load_private_key(self.config.private_key_pem)
+        if key is None:  # checked when the settings were read; a bad key is our fault
+            raise ProviderUnavailable("the private_key_jwt key cannot be read")
         alg = "RS256" if key.key_type == "RSA" else "ES256"
         header: dict[str, Any] = {"alg": alg}
         if self.config.private_key_id:

@@ -1,8 +1,8 @@
 """A real HTTP server standing in for github.com's OAuth endpoints and the REST API's /user and
 /user/emails, for sign-in with GitHub.
 
-A code is `code-<login>`; it is exchanged (once) for the token `gho_<login>`. `octo` has a
-verified primary email, `unverified` a primary email GitHub has not verified (and a verified
+A code is `code-<login>-<anything>`; it is exchanged (once) for the token `gho_<login>`. `octo`
+has a verified primary email, `unverified` a primary email GitHub has not verified (and a verified
 secondary one, which must not be used instead). Every token request is logged.
 """
 
@@ -52,7 +52,7 @@ class FakeGitHubOAuth:
         form = dict(await request.form())
         self.token_requests.append(form)
         code = str(form.get("code", ""))
-        login = code.removeprefix("code-")
+        login = code.removeprefix("code-").split("-", 1)[0]
         if (
             form.get("client_id") != CLIENT_ID
             or form.get("client_secret") != CLIENT_SECRET
