@@ -12,6 +12,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import ConfigError, Settings, load_settings
+from app.identity.cli import providers_app
 
 if TYPE_CHECKING:
     from app.kit.envelope import Envelope
@@ -37,6 +38,7 @@ cli.add_typer(clients_cli, name="clients")
 cli.add_typer(grants_cli, name="grants")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(vault_cli, name="vault")
+cli.add_typer(providers_app, name="providers")
 
 
 def _settings() -> Settings:
