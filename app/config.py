@@ -14,7 +14,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -89,7 +89,6 @@ class Settings(BaseSettings):
     # Upstream identity providers (app/identity/settings.py reads their OIDC_<NAME>_* values).
     oidc_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     oidc_microsoft_tenant: str = ""
-    oidc_variables: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
     password_signin: bool = True
 
     # Not in the DESIGN.md table: operational knobs with safe defaults.
@@ -118,12 +117,19 @@ class Settings(BaseSettings):
     _derived: set[str] = PrivateAttr(default_factory=set)
     _identity_providers: tuple[ProviderConfig, ...] = PrivateAttr(default=())
 
-    @model_validator(mode="before")
-    @classmethod
-    def _oidc_provider_variables(cls, data: object) -> object:
-        if isinstance(data, dict):
-            data["oidc_variables"] = collect_variables(data, os.environ)
-        return data
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # OIDC_<NAME>_* are not fields (the deployer picks NAME): app/identity/settings.py
+        # reads them from the environment and from explicit values.
+        try:
+            self._identity_providers = parse_providers(
+                self.oidc_providers,
+                collect_variables(values, os.environ),
+                microsoft_tenant=self.oidc_microsoft_tenant,
+                github_api_url=self.github_api_url,
+            )
+        except ValueError as exc:  # not a ValidationError, which would print every value
+            raise ConfigError(str(exc)) from None
 
     @field_validator(
         "allowed_hosts", "allowed_origins", "connectors", "oidc_providers", mode="before"
@@ -204,17 +210,6 @@ class Settings(BaseSettings):
         if not self.auth_issuer_url:
             self._derived.add("auth_issuer_url")
             self.auth_issuer_url = self.public_url
-        try:
-            self._identity_providers = parse_providers(
-                self.oidc_providers,
-                self.oidc_variables,
-                microsoft_tenant=self.oidc_microsoft_tenant,
-                github_api_url=self.github_api_url,
-            )
-        except (
-            ValueError
-        ) as exc:  # not a ValidationError: that would print every value, secrets too
-            raise ConfigError(str(exc)) from None
         return self
 
     @property
@@ -452,4 +447,4 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (plus explicit overrides) and apply the safety checks."""
-    return Settings(**overrides).check()  # type: ignore[arg-type]
+    return Settings(**overrides).check()

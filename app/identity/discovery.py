@@ -75,6 +75,11 @@ def checked_json(response: httpx.Response, url: str) -> Any:
         raise ProviderUnavailable(f"the answer from {url} is not JSON") from exc
 
 
+def discovery_url(issuer: str) -> str:
+    # OIDC Discovery §4: remove any terminating "/" from the issuer, then append the path.
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
 def issuer_matches(metadata_issuer: str, configured: str) -> bool:
     """OIDC Discovery §4.3: the issuer in the metadata MUST be identical to the one used to
     fetch it. Entra's multi-tenant metadata names `{tenantid}` in place of the tenant."""
@@ -147,7 +152,7 @@ class OidcDiscovery:
                     return self._metadata
                 raise ProviderUnavailable(self.last_error or "the provider is unavailable")
             self._metadata_tried = time.monotonic()
-            url = f"{self.config.issuer}/.well-known/openid-configuration"
+            url = discovery_url(self.config.issuer)
             try:
                 self._metadata = parse_metadata(await get_json(self._http, url), self.config.issuer)
             except ProviderUnavailable as exc:
@@ -206,7 +211,7 @@ class OidcDiscovery:
     async def _metadata_unlocked(self) -> ProviderMetadata:
         if self._metadata is not None:
             return self._metadata
-        url = f"{self.config.issuer}/.well-known/openid-configuration"
+        url = discovery_url(self.config.issuer)
         self._metadata = parse_metadata(await get_json(self._http, url), self.config.issuer)
         self._metadata_at = time.monotonic()
         return self._metadata

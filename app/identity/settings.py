@@ -128,6 +128,7 @@ def _provider(
         return variables.get(variable(name, suffix), "").strip()
 
     preset = PRESETS.get(name)
+    kind: ProviderKind = preset.kind if preset else "oidc"
     issuer = get("ISSUER") or (preset.issuer if preset else "")
     if name == "github" and not get("ISSUER") and github_api_url.rstrip("/").endswith("/api/v3"):
         issuer = github_api_url.rstrip("/").removesuffix("/api/v3")  # GitHub Enterprise Server
@@ -138,14 +139,14 @@ def _provider(
         )
     if name == "microsoft" and "{tenant}" in issuer:
         issuer = issuer.replace("{tenant}", _tenant(microsoft_tenant))
-    issuer = _url(issuer, variable(name, "ISSUER"))
+    # An OpenID issuer is kept exactly as given (Auth0's ends with "/"): ID tokens name it so.
+    issuer = _url(issuer, variable(name, "ISSUER"), keep_slash=kind == "oidc")
     client_id = get("CLIENT_ID")
     if not client_id:
         raise ValueError(
             f"{variable(name, 'CLIENT_ID')} is required: the client id the provider gave "
             "Gatehouse when you registered it"
         )
-    kind: ProviderKind = preset.kind if preset else "oidc"
     client_auth, secret, key_pem = _client_auth(name, get, kind)
     return ProviderConfig(
         name=name,
@@ -173,13 +174,13 @@ def _tenant(value: str) -> str:
     return tenant
 
 
-def _url(value: str, name: str) -> str:
+def _url(value: str, name: str, *, keep_slash: bool = False) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{name} must be an absolute http(s) URL, got {value!r}")
     if parts.query or parts.fragment:
         raise ValueError(f"{name} must not have a query or fragment")
-    return value.rstrip("/")
+    return value if keep_slash else value.rstrip("/")
 
 
 def _client_auth(

@@ -178,3 +178,13 @@ async def test_password_signin_false_hides_the_password_form(
         page = await web.get("/sign-in")
     assert 'name="password"' not in page.text
     assert page.status_code == 200
+
+
+def test_an_issuer_is_kept_exactly_as_given() -> None:
+    [auth0] = settings(
+        oidc_providers="auth0",
+        OIDC_AUTH0_ISSUER="https://tenant.eu.auth0.com/",
+        OIDC_AUTH0_CLIENT_ID="c",
+        OIDC_AUTH0_CLIENT_SECRET="s",
+    ).identity_providers
+    assert auth0.issuer == "https://tenant.eu.auth0.com/"  # Auth0's ID tokens end it with "/"
