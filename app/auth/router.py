@@ -70,7 +70,7 @@ async def sign_up(
     name: FormStr = "",
     next: FormStr = "",
 ) -> Response:
-    if not settings.allow_signup:
+    if not settings.allow_signup or not settings.password_signin:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
     ip = client_ip(request)
     limits: RateLimits = request.app.state.rate_limits
@@ -124,6 +124,8 @@ async def sign_in(
     password: FormStr = "",
     next: FormStr = "",
 ) -> Response:
+    if not settings.password_signin:
+        raise NotFoundError("Sign in with your organisation's provider instead.")
     limits: RateLimits = request.app.state.rate_limits
     ip = client_ip(request) or "unknown"
     account_key = service.normalise_email(email).lower()[:320]

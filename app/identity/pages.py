@@ -15,6 +15,7 @@ from app.auth.deps import signed_in_redirect
 from app.identity import service
 from app.identity.flow import LINK_COOKIE, LINK_TTL, STATE_COOKIE, Pending, link_cookie
 from app.identity.upstream import Upstream, UpstreamPerson
+from app.kit.ratelimit import RateLimits
 from app.kit.security import constant_time_equals
 from app.kit.web import client_ip, delete_cookie, get_settings, render, safe_next, set_cookie
 from app.telemetry import note, signin_failures
@@ -164,8 +165,13 @@ class Refuser:
         self.session = session
         self.upstream = upstream
         self.next_path = next_path
+        self.ip = client_ip(request) or "unknown"
 
     async def __call__(self, reason: str, message: str, *, status_code: int = 400) -> Response:
+        settings = get_settings(self.request)
+        if reason not in ("cancelled", "throttled", "unavailable"):
+            limits: RateLimits = self.request.app.state.rate_limits
+            await limits.hit(limits.rule(settings.signin_limit_ip), "signin-ip", self.ip)
         note(gatehouse__outcome="failure", gatehouse__reason=reason)
         signin_failures.add(1, {"gatehouse.reason": f"provider_{reason}"[:64]})
         audit.record(
@@ -183,5 +189,7 @@ class Refuser:
             next_path=self.next_path,
             status_code=status_code,
         )
-        delete_cookie(response, get_settings(self.request), STATE_COOKIE)
+        if status_code == 429:
+            response.headers["Retry-After"] = "900"
+        delete_cookie(response, settings, STATE_COOKIE)
         return response

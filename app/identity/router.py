@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app import audit
 from app.auth import service as accounts
 from app.auth.deps import CurrentUser, OptionalBrowserSession
+from app.config import Settings
 from app.db import SessionDep
 from app.errors import NotFoundError
 from app.identity import service
@@ -24,6 +25,7 @@ from app.identity.flow import (
     FLOW_TTL,
     LINK_COOKIE,
     STATE_COOKIE,
+    Pending,
     Providers,
     new_pending,
     pending_cookie,
@@ -90,7 +92,7 @@ def _upstream(providers: Providers, name: str) -> Upstream:
     return upstream
 
 
-def callback_url(settings: SettingsDep, upstream: Upstream) -> str:
+def callback_url(settings: Settings, upstream: Upstream) -> str:
     return settings.public_url + upstream.config.callback_path()
 
 
@@ -170,6 +172,16 @@ async def callback(
     key = settings.secret_key_bytes
     pending = read_pending(key, request.cookies.get(cookie_name(settings, STATE_COOKIE)))
     refuse = Refuser(request, session, upstream, pending.next_path if pending else "")
+    # Failed callbacks count against the address, as failed password sign-ins do: nobody can
+    # make us call the provider's token endpoint without bound.
+    limits: RateLimits = request.app.state.rate_limits
+    verdict = await limits.check(limits.rule(settings.signin_limit_ip), "signin-ip", refuse.ip)
+    if not verdict.allowed:
+        return await refuse(
+            "throttled",
+            "Too many failed sign-ins from this address. Try again later.",
+            status_code=429,
+        )
     problem = callback_problem(upstream, pending, state=state, code=code, error=error)
     if problem is not None or pending is None:
         reason, message, status = problem or ("state_missing", "Start again.", 400)
@@ -177,22 +189,9 @@ async def callback(
     # RFC 6749 §10.5: a code is used once; so is the state that came with it, on any replica.
     if not await service.consume_state(session, state_hash=state_hash(key, state), ttl=FLOW_TTL):
         return await refuse("state_replayed", "This sign-in was already used. Start again.")
-    try:
-        await upstream.check_response_issuer(iss)
-        person = await upstream.person(
-            code=code,
-            redirect_uri=callback_url(settings, upstream),
-            code_verifier=pending.verifier,
-            nonce=pending.nonce,
-        )
-    except ProviderUnavailable as exc:
-        logger.warning("identity provider %s failed during sign-in: %s", name, exc)
-        return await refuse("unavailable", unavailable_message(upstream), status_code=503)
-    except IdTokenRejected as exc:
-        logger.warning("ID token from identity provider %s refused: %s", name, exc.reason)
-        return await refuse(f"id_token_{exc.reason}", unverifiable_message(upstream))
-    except UpstreamRefused as exc:
-        return await refuse(exc.reason, refused_message(upstream, exc.reason))
+    person = await _ask_provider(upstream, settings, pending, code=code, iss=iss, refuse=refuse)
+    if not isinstance(person, UpstreamPerson):
+        return person
     connect_to = None
     if pending.connect_user is not None:
         if browser is None or str(browser.user_id) != pending.connect_user:
@@ -210,6 +209,35 @@ async def callback(
     )
     delete_cookie(response, settings, STATE_COOKIE)  # type: ignore[arg-type]
     return response
+
+
+async def _ask_provider(
+    upstream: Upstream,
+    settings: Settings,
+    pending: Pending,
+    *,
+    code: str,
+    iss: str | None,
+    refuse: Refuser,
+) -> UpstreamPerson | Response:
+    """The person the provider vouches for, or the refusal page saying why not."""
+    name = upstream.config.name
+    try:
+        await upstream.check_response_issuer(iss)
+        return await upstream.person(
+            code=code,
+            redirect_uri=callback_url(settings, upstream),
+            code_verifier=pending.verifier,
+            nonce=pending.nonce,
+        )
+    except ProviderUnavailable as exc:
+        logger.warning("identity provider %s failed during sign-in: %s", name, exc)
+        return await refuse("unavailable", unavailable_message(upstream), status_code=503)
+    except IdTokenRejected as exc:
+        logger.warning("ID token from identity provider %s refused: %s", name, exc.reason)
+        return await refuse(f"id_token_{exc.reason}", unverifiable_message(upstream))
+    except UpstreamRefused as exc:
+        return await refuse(exc.reason, refused_message(upstream, exc.reason))
 
 
 # -- linking an existing account by its password -----------------------------------------------

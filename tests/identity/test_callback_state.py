@@ -5,14 +5,17 @@ person cancelling, a provider that is down, a response from another issuer (RFC 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.audit import AuditEvent
-from tests.conftest import client_for
+from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.helpers import db_all
+from tests.identity.conftest import provider_settings
+from tests.identity.fake_github_oauth import FakeGitHubOAuth
 from tests.identity.stub_idp import StubIdp
 from tests.identity.support import begin, callback, identities_for, new_code, reason, refusals
 
@@ -117,3 +120,25 @@ async def test_no_upstream_code_or_token_reaches_the_audit_log(
     events = [str(row[0].detail) for row in await db_all(idp_app, select(AuditEvent))]
     assert not any(code in e or "stub-access-" in e or "eyJ" in e for e in events)
     assert not any(started.state in e for e in events)
+
+
+async def test_failed_callbacks_are_limited_per_address_before_the_provider_is_asked(
+    backend: Backend, stub: StubIdp, fake_github: FakeGitHubOAuth, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        backend,
+        tmp_path,
+        signin_limit_ip="2 per 15 minutes",
+        **provider_settings(stub, fake_github),
+    )
+    async with running_app(settings) as app, client_for(app, "192.0.2.7") as web:
+        for _ in range(2):
+            started = await begin(web)
+            assert reason(await callback(web, started, "code-unknown")) == "token_invalid_grant"
+        asked = len(stub.token_requests)
+        started = await begin(web)
+        response = await callback(web, started, "code-unknown")
+    assert response.status_code == 429
+    assert reason(response) == "throttled"
+    assert response.headers["retry-after"] == "900"
+    assert len(stub.token_requests) == asked

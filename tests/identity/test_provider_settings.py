@@ -11,7 +11,15 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from app.config import ConfigError, Settings
-from tests.conftest import Backend, client_for, free_port, make_settings, running_app
+from app.kit.security import csrf_token_for
+from tests.conftest import (
+    TEST_SECRET_KEY,
+    Backend,
+    client_for,
+    free_port,
+    make_settings,
+    running_app,
+)
 from tests.identity.support import reason
 
 
@@ -176,8 +184,20 @@ async def test_password_signin_false_hides_the_password_form(
     values = make_settings(backend, tmp_path, password_signin=False)
     async with running_app(values) as app, client_for(app) as web:
         page = await web.get("/sign-in")
-    assert 'name="password"' not in page.text
+        # The page has no form at all now; a browser's CSRF cookie still makes a valid token.
+        token = csrf_token_for(TEST_SECRET_KEY.encode(), web.cookies["gh_csrf"])
+        posted = await web.post(
+            "/sign-in",
+            data={"email": "a@b.example", "password": "x" * 12, "csrf_token": token},
+        )
+        signed_up = await web.post(
+            "/sign-up",
+            data={"email": "a@b.example", "password": "x" * 12, "csrf_token": token},
+        )
     assert page.status_code == 200
+    assert 'name="password"' not in page.text
+    assert posted.status_code == 404
+    assert signed_up.status_code == 404
 
 
 def test_an_issuer_is_kept_exactly_as_given() -> None:
