@@ -1,4 +1,5 @@
-"""The linked-identities section of /account."""
+"""The identity parts of the account pages: the sign-in buttons and the linked-identities
+section of /account. Imported by the auth pages, so the template globals are always there."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app.auth.models import User
 from app.identity import service
 from app.identity.flow import Button, Providers
 from app.identity.models import Identity
+from app.kit.web import get_settings, templates
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,17 @@ async def account_section(request: Request, session: AsyncSession, user: User) -
         "connectable": connectable,
         "can_disconnect": await service.can_disconnect(session, user=user),
     }
+
+
+def sign_in_buttons(request: Request) -> list[Button]:
+    """For the sign-in and sign-up pages (a template global: those routes stay as they are)."""
+    providers: Providers | None = getattr(request.app.state, "identity_providers", None)
+    return providers.buttons() if providers else []
+
+
+def password_signin(request: Request) -> bool:
+    return get_settings(request).password_signin
+
+
+templates.env.globals["identity_buttons"] = sign_in_buttons
+templates.env.globals["password_signin_enabled"] = password_signin

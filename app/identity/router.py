@@ -55,7 +55,6 @@ from app.kit.web import (
     render,
     safe_next,
     set_cookie,
-    templates,
 )
 from app.telemetry import flow_span, note, outcome, traced
 
@@ -69,20 +68,6 @@ def get_providers(request: Request) -> Providers:
 
 
 ProvidersDep = Annotated[Providers, Depends(get_providers)]
-
-
-def sign_in_buttons(request: Request) -> list[Any]:
-    """For the sign-in and sign-up pages (a template global: those routes stay as they are)."""
-    providers: Providers | None = getattr(request.app.state, "identity_providers", None)
-    return providers.buttons() if providers else []
-
-
-def password_signin(request: Request) -> bool:
-    return get_settings(request).password_signin
-
-
-templates.env.globals["identity_buttons"] = sign_in_buttons
-templates.env.globals["password_signin_enabled"] = password_signin
 
 
 def _upstream(providers: Providers, name: str) -> Upstream:
@@ -204,9 +189,12 @@ async def callback(
         connect_to=connect_to,
         allow_signup=settings.allow_signup,
     )
-    response = await resolution_response(
-        request, session, upstream, resolution, person=person, next_path=pending.next_path
-    )
+    if connect_to is not None and isinstance(resolution, service.SignIn):
+        response: Response = RedirectResponse("/account", status_code=303)  # still signed in
+    else:
+        response = await resolution_response(
+            request, session, upstream, resolution, person=person, next_path=pending.next_path
+        )
     delete_cookie(response, settings, STATE_COOKIE)  # type: ignore[arg-type]
     return response
 

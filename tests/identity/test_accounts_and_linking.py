@@ -144,6 +144,7 @@ async def test_a_signed_in_person_connects_and_disconnects_a_provider(
     sub = _sub()
     async with client_for(idp_app) as web:
         await sign_up(web)
+        session_before = web.cookies["gh_session"]
         account = await web.get("/account")
         assert 'id="connect-stub"' in account.text
         connect = await web.post(
@@ -158,6 +159,7 @@ async def test_a_signed_in_person_connects_and_disconnects_a_provider(
         done = await web.get("/sign-in/stub/callback", params={"code": code, "state": state})
         assert done.status_code == 303
         assert done.headers["location"] == "/account"
+        assert web.cookies["gh_session"] == session_before  # the same session, still signed in
         [identity] = await identities_for(idp_app, sub)
         account = await web.get("/account")
         assert "other@elsewhere.example" in account.text
