@@ -53,6 +53,8 @@ class StubIdp:
         default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "other-2"})
     )
     iss_parameter: bool = False
+    # Entra-style multi-tenant metadata: the issuer names "{tenantid}" (under /<tenant>/v2.0).
+    tenant_template: bool = False
     codes: dict[str, Issued] = field(default_factory=dict)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     jwks_fetches: int = 0
@@ -88,10 +90,14 @@ class StubIdp:
 
     # -- the HTTP surface ----------------------------------------------------------------------
 
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/{{tenantid}}/v2.0" if self.tenant_template else self.url
+
     async def metadata(self, request: Request) -> JSONResponse:
         return JSONResponse(
             {
-                "issuer": self.url,
+                "issuer": self.issuer,
                 "authorization_endpoint": f"{self.url}/authorize",
                 "token_endpoint": f"{self.url}/token",
                 "jwks_uri": f"{self.url}/jwks",
@@ -129,6 +135,7 @@ class StubIdp:
         return Starlette(
             routes=[
                 Route("/.well-known/openid-configuration", self.metadata),
+                Route("/{tenant}/v2.0/.well-known/openid-configuration", self.metadata),
                 Route("/jwks", self.jwks),
                 Route("/token", self.token, methods=["POST"]),
                 Route("/userinfo", self.userinfo),
@@ -141,8 +148,8 @@ def s256(verifier: str) -> str:
 
 
 @contextmanager
-def running_stub() -> Iterator[StubIdp]:
-    idp = StubIdp()
+def running_stub(*, tenant_template: bool = False) -> Iterator[StubIdp]:
+    idp = StubIdp(tenant_template=tenant_template)
     with serve_asgi(idp.app()) as url:
         idp.url = url
         yield idp
