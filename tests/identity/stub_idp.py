@@ -9,6 +9,7 @@ Gatehouse sent.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -41,6 +42,8 @@ class Issued:
     signing: str = "published"  # published | unpublished | hmac | none
     header: dict[str, Any] = field(default_factory=dict)
     userinfo: dict[str, Any] | None = None
+    token_status: int = 200  # the token endpoint's answer for this code (500: the provider is down)
+    token_delay: float = 0.0  # seconds before the token endpoint answers (a slow provider)
 
 
 @dataclass
@@ -119,6 +122,10 @@ class StubIdp:
         issued = self.codes.get(str(form.get("code")))
         if issued is None:
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        if issued.token_delay:
+            await asyncio.sleep(issued.token_delay)
+        if issued.token_status != 200:
+            return JSONResponse({"error": "server_error"}, status_code=issued.token_status)
         access_token = "stub-access-" + str(form.get("code"))
         return JSONResponse(
             {"access_token": access_token, "token_type": "Bearer", "id_token": self.mint(issued)}

@@ -4,10 +4,13 @@ person cancelling, a provider that is down, a response from another issuer (RFC 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -142,3 +145,30 @@ async def test_failed_callbacks_are_limited_per_address_before_the_provider_is_a
     assert reason(response) == "throttled"
     assert response.headers["retry-after"] == "900"
     assert len(stub.token_requests) == asked
+
+
+@pytest.mark.parametrize(
+    ("trouble", "expected"),
+    [({"token_status": 502}, "HTTP 502"), ({"token_delay": 6.0}, "ReadTimeout")],
+    ids=["down", "slow"],
+)
+async def test_a_provider_down_or_slow_at_the_token_endpoint_is_a_plain_503(
+    idp_app: FastAPI,
+    web: httpx.AsyncClient,
+    stub: StubIdp,
+    caplog: pytest.LogCaptureFixture,
+    trouble: dict[str, Any],
+    expected: str,
+) -> None:
+    started = await begin(web)
+    sub, code = "sub-" + uuid.uuid4().hex[:12], new_code()
+    stub.issue(code, stub.claims(nonce=started.nonce, sub=sub, email=f"{sub}@x.example"), **trouble)
+    with caplog.at_level(logging.WARNING, logger="gatehouse.identity"):
+        response = await callback(web, started, code)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "60"
+    assert reason(response) == "unavailable"
+    assert "Stub ID is not answering right now" in response.text
+    assert "Traceback" not in response.text
+    assert any(expected in r.getMessage() for r in caplog.records)
+    assert await identities_for(idp_app, sub) == []
