@@ -185,6 +185,7 @@ class OidcDiscovery:
                     raise
                 return self._keys
             self._keys_at = time.monotonic()
+            self.last_error = None
             return self._keys
 
     async def _fetch_keys(self) -> KeySet:

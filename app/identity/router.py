@@ -101,7 +101,7 @@ async def _to_provider(
                 request,
                 upstream,
                 "unavailable",
-                f"{upstream.config.label} is not answering right now. Try again in a minute.",
+                unavailable_message(upstream),
                 next_path=next_path,
                 status_code=503,
             )
