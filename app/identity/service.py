@@ -90,7 +90,11 @@ async def resolve(
     if identity is not None:
         return await _known(session, identity=identity, config=config, person=person, to=connect_to)
     if connect_to is not None:  # signed in and asked to connect: being signed in is the proof
-        await link(session, user=connect_to, config=config, person=person)
+        try:
+            async with session.begin_nested():
+                await link(session, user=connect_to, config=config, person=person)
+        except IntegrityError:
+            return Refusal("conflict", "Another sign-in just linked this account. Try again.")
         return SignIn(connect_to, linked=True)
     existing = await find_user_by_email(session, person.email) if person.email else None
     if existing is not None:
@@ -115,11 +119,15 @@ async def resolve(
             f"for {domain} are not made automatically. Ask the administrator of this Gatehouse "
             "(whoever gave you its address) to create an account for you or to allow your domain.",
         )
-    user = User(email=person.email, name=person.name, password_hash="")
-    session.add(user)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # a concurrent first sign-in may win the race
+            user = User(email=person.email, name=person.name, password_hash="")
+            session.add(user)
+            await session.flush()
+            await link(session, user=user, config=config, person=person)
+    except IntegrityError:
+        return Refusal("conflict", "Another sign-in just made this account. Try again.")
     audit.record(session, "user.created", user_id=user.id, method=f"provider:{config.name}")
-    await link(session, user=user, config=config, person=person)
     return SignIn(user, created=True)
 
 

@@ -61,6 +61,7 @@ class StubIdp:
     codes: dict[str, Issued] = field(default_factory=dict)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     jwks_fetches: int = 0
+    rotated: list[RSAKey] = field(default_factory=list)  # published after `published`
 
     def claims(self, *, nonce: str, sub: str, email: str | None, **extra: Any) -> dict[str, Any]:
         now = int(time.time())
@@ -112,7 +113,8 @@ class StubIdp:
 
     async def jwks(self, request: Request) -> JSONResponse:
         self.jwks_fetches += 1
-        return JSONResponse({"keys": [self.published.as_dict(private=False)]})
+        keys = [self.published, *self.rotated]
+        return JSONResponse({"keys": [key.as_dict(private=False) for key in keys]})
 
     async def token(self, request: Request) -> JSONResponse:
         form = dict(await request.form())
