@@ -54,6 +54,7 @@ async def test_the_same_subject_signs_in_to_the_same_account_whatever_its_email(
     assert f"{sub}@a.example" in page.text
     assert "Stub ID" in page.text
     assert "(your only way to sign in)" in page.text
+    assert "Change password" not in page.text  # there is no password to change
 
 
 async def test_an_unverified_email_makes_no_account(
