@@ -281,14 +281,21 @@ async def link_account(
             next_path="",
             status_code=400,
         )
+    # The same limits as the password sign-in: this form is one more place to guess at.
     limits: RateLimits = request.app.state.rate_limits
-    account_key = str(pending["email"]).lower()[:320]
-    per_account = limits.rule(settings.signin_limit_account)
-    if not (await limits.check(per_account, "signin-account", account_key)).allowed:
-        return _link_form(request, upstream, pending, "Too many failed attempts. Try later.", 429)
+    keys = [
+        (limits.rule(settings.signin_limit_account), "signin-account", str(pending["email"])[:320]),
+        (limits.rule(settings.signin_limit_ip), "signin-ip", client_ip(request) or "unknown"),
+    ]
+    for rule, kind, key in keys:
+        if not (await limits.check(rule, kind, key.lower())).allowed:
+            return _link_form(
+                request, upstream, pending, "Too many failed attempts. Try later.", 429
+            )
     user = await accounts.authenticate(session, email=str(pending["email"]), password=password)
     if user is None or str(user.id) != pending["user"]:
-        await limits.hit(per_account, "signin-account", account_key)
+        for rule, kind, key in keys:
+            await limits.hit(rule, kind, key.lower())
         audit.record(
             session,
             "identity.link_failed",

@@ -228,3 +228,31 @@ async def test_closed_sign_up_makes_accounts_only_for_allowed_domains(
         assert reason(refused) == "domain_not_allowed"
         assert "Ask the administrator" in refused.text
         assert await identities_for(app, sub) == []
+
+
+async def test_guessing_the_linking_password_is_limited_like_sign_in(
+    backend: object, stub: StubIdp, fake_github: FakeGitHubOAuth, tmp_path: object
+) -> None:
+    settings = make_settings(
+        backend,  # type: ignore[arg-type]
+        tmp_path,  # type: ignore[arg-type]
+        signin_limit_account="2 per 15 minutes",
+        **provider_settings(stub, fake_github),
+    )
+    async with running_app(settings) as app, client_for(app) as web:
+        email = await sign_up(web)
+        web.cookies.clear()
+        sub = _sub()
+        assert (await _provider_sign_in(web, stub, sub=sub, email=email)).status_code == 303
+        token = csrf_from((await web.get("/sign-in/stub/link")).text)
+        for _ in range(2):
+            wrong = await web.post(
+                "/sign-in/stub/link", data={"password": "x", "csrf_token": token}
+            )
+            assert wrong.status_code == 401
+        right = await web.post(
+            "/sign-in/stub/link", data={"password": PASSWORD, "csrf_token": token}
+        )
+        assert right.status_code == 429
+        assert "Too many failed attempts" in right.text
+        assert await identities_for(app, sub) == []
