@@ -172,3 +172,23 @@ async def test_a_provider_down_or_slow_at_the_token_endpoint_is_a_plain_503(
     assert "Traceback" not in response.text
     assert any(expected in r.getMessage() for r in caplog.records)
     assert await identities_for(idp_app, sub) == []
+
+
+async def test_a_provider_that_advertises_iss_must_send_it_rfc9207(
+    backend: Backend, stub: StubIdp, fake_github: FakeGitHubOAuth, tmp_path: Path
+) -> None:
+    stub.iss_parameter = True  # read by this app's discovery at start-up, then cached
+    try:
+        settings = make_settings(backend, tmp_path, **provider_settings(stub, fake_github))
+        async with running_app(settings) as app, client_for(app) as web:
+            started = await begin(web)
+            sub, code = _issue(stub, started.nonce)
+            missing = await callback(web, started, code)
+            assert reason(missing) == "missing_iss"
+            started = await begin(web)
+            sub, code = _issue(stub, started.nonce)
+            sent = await callback(web, started, code, iss=stub.url)
+            assert sent.status_code == 303
+            assert len(await identities_for(app, sub)) == 1
+    finally:
+        stub.iss_parameter = False
