@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.audit import AuditEvent
-from tests.conftest import Backend, client_for, make_settings, running_app
+from app.kit.security import sign_blob
+from tests.conftest import TEST_SECRET_KEY, Backend, client_for, make_settings, running_app
 from tests.helpers import db_all
 from tests.identity.conftest import provider_settings
 from tests.identity.fake_github_oauth import FakeGitHubOAuth
@@ -192,3 +193,19 @@ async def test_a_provider_that_advertises_iss_must_send_it_rfc9207(
             assert len(await identities_for(app, sub)) == 1
     finally:
         stub.iss_parameter = False
+
+
+async def test_an_expired_state_cookie_is_refused(
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+) -> None:
+    started = await begin(web)
+    sub, code = _issue(stub, started.nonce)
+    # The same sign-in, its cookie made as it would be ten minutes and a second later.
+    data = {"p": "stub", "s": started.state, "n": started.nonce, "v": "v" * 64, "x": "", "c": None}
+    web.cookies.clear()
+    web.cookies.set("gh_oidc", sign_blob(TEST_SECRET_KEY.encode(), "identity-state", data, ttl=-1))
+    response = await callback(web, started, code)
+    assert response.status_code == 400
+    assert reason(response) == "state_missing"
+    assert "expired" in response.text
+    assert await identities_for(idp_app, sub) == []
