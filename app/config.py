@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.identity.settings import ProviderConfig, collect_variables, parse_providers
 from app.kit import secret_files
 from app.kit.hosts import is_loopback_host
 
@@ -78,6 +80,10 @@ class Settings(BaseSettings):
     refresh_reuse_grace: int = Field(default=30, ge=0, le=600)
     connectors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     github_api_url: str = "https://api.github.com"
+    # Upstream identity providers (app/identity/settings.py reads their OIDC_<NAME>_* values).
+    oidc_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    oidc_microsoft_tenant: str = ""
+    password_signin: bool = True
 
     # Outgoing mail (app/mail) and account recovery (app/auth/recovery). SMTP_URL may carry a
     # password, so it is a secret; SMTP_USERNAME / SMTP_PASSWORD, when set, win over the URL's.
@@ -119,8 +125,25 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # Values this object derived rather than read: production wants some of them explicit.
     _derived: set[str] = PrivateAttr(default_factory=set)
+    _identity_providers: tuple[ProviderConfig, ...] = PrivateAttr(default=())
 
-    @field_validator("allowed_hosts", "allowed_origins", "connectors", mode="before")
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # OIDC_<NAME>_* are not fields (the deployer picks NAME): app/identity/settings.py
+        # reads them from the environment and from explicit values.
+        try:
+            self._identity_providers = parse_providers(
+                self.oidc_providers,
+                collect_variables(values, os.environ),
+                microsoft_tenant=self.oidc_microsoft_tenant,
+                github_api_url=self.github_api_url,
+            )
+        except ValueError as exc:  # not a ValidationError, which would print every value
+            raise ConfigError(str(exc)) from None
+
+    @field_validator(
+        "allowed_hosts", "allowed_origins", "connectors", "oidc_providers", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -205,6 +228,10 @@ class Settings(BaseSettings):
             self._derived.add("auth_issuer_url")
             self.auth_issuer_url = self.public_url
         return self
+
+    @property
+    def identity_providers(self) -> tuple[ProviderConfig, ...]:
+        return self._identity_providers
 
     # -- derived values ---------------------------------------------------------------------------
 
@@ -439,4 +466,4 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (plus explicit overrides) and apply the safety checks."""
-    return Settings(**overrides).check()  # type: ignore[arg-type]
+    return Settings(**overrides).check()

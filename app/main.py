@@ -32,6 +32,7 @@ from app.connectors.registry import build_connectors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.housekeeping import purge
+from app.identity.flow import Providers
 from app.kit.body_limit import BodyLimit
 from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
@@ -219,6 +220,7 @@ def _freeze_startup_objects() -> None:
 
 
 def _install_authorization_server(app: FastAPI) -> None:
+    from app.identity.router import router as identity_router
     from app.oauth.endpoints import router as oauth_router
     from app.oauth.errors import install_oauth_error_handler
     from app.vault.router import router as vault_router
@@ -232,6 +234,7 @@ def _install_authorization_server(app: FastAPI) -> None:
     install_oauth_error_handler(app)
     app.include_router(auth_router)
     app.include_router(recovery_router)
+    app.include_router(identity_router)
     app.include_router(oauth_router)
     app.include_router(vault_router)
 
@@ -247,13 +250,18 @@ async def _start_authorization_server(
         ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
     )
     stack.push_async_callback(cimd_fetcher.aclose)
+    providers = Providers(settings.identity_providers)
+    stack.push_async_callback(providers.aclose)
+    await providers.warm_up()  # an unreachable provider is a warning only
     # Make sure a signing key exists before the first request: creating one inside a request
     # would need a second write transaction while the request's own is open.
     await signing_keys.active()
     if settings.purge_interval:
         task = asyncio.create_task(_purge_periodically(settings, sessionmaker, signing_keys))
         stack.push_async_callback(_cancel, task)
-    return AuthorizationServices(signing_keys=signing_keys, cimd_fetcher=cimd_fetcher)
+    return AuthorizationServices(
+        signing_keys=signing_keys, cimd_fetcher=cimd_fetcher, identity_providers=providers
+    )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

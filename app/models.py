@@ -4,6 +4,7 @@ from app.audit import AuditEvent
 from app.auth.models import BrowserSession, User
 from app.auth.recovery.models import AccountToken
 from app.db import Base
+from app.identity.models import Identity, UsedSignInState
 from app.mcp.models import Note
 from app.oauth.models import (
     AuthorizationCode,
@@ -22,11 +23,13 @@ __all__ = [
     "Base",
     "BrowserSession",
     "Credential",
+    "Identity",
     "Note",
     "OAuthClient",
     "OAuthConsent",
     "OAuthGrant",
     "RefreshToken",
     "SigningKey",
+    "UsedSignInState",
     "User",
 ]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     # the others (tests/oauth/test_layering.py, tests/test_import_graph.py).
     from app.connectors.base import Connector
     from app.connectors.cache import ReadCache
+    from app.identity.flow import Providers
     from app.mail.outbox import Outbox
     from app.mcp.directory import Directory
     from app.mcp.revocation import RevocationCheck
@@ -43,6 +44,7 @@ class AuthorizationServices:
 
     signing_keys: SigningKeys
     cimd_fetcher: CimdFetcher
+    identity_providers: Providers
     # The steps other features add to the consent page (app/oauth/consent.py).
     consent_extensions: Sequence[ConsentExtension] = ()
     # The rules other features set on approving a client (app/oauth/consent.py ApprovalGate).

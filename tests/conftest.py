@@ -185,9 +185,12 @@ class LiveServer:
             self.process.kill()
 
 
-def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServer:
-    """`python -m app serve` as a real process, the way `make run` starts it."""
-    port = free_port()
+def start_server(
+    backend: Backend, tmp: Path, *, port: int | None = None, **env_overrides: str
+) -> LiveServer:
+    """`python -m app serve` as a real process, the way `make run` starts it (on `port`, when
+    the test must know it first: an identity provider registers its callback URL)."""
+    port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": backend.url,

@@ -6,11 +6,13 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse
 
 from app.auth.models import BrowserSession, User
-from app.auth.service import session_from_token
+from app.auth.service import NewSession, session_from_token
+from app.config import Settings
 from app.db import SessionDep
-from app.kit.web import SettingsDep, cookie_name
+from app.kit.web import SettingsDep, cookie_name, set_cookie
 
 SESSION_COOKIE = "gh_session"
 
@@ -54,3 +56,10 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 def sign_in_url(next_path: str) -> str:
     return "/sign-in?next=" + quote(next_path, safe="")
+
+
+def signed_in_redirect(settings: Settings, new: NewSession, next_path: str) -> RedirectResponse:
+    """The redirect that follows any sign-in: it carries the new session's cookie."""
+    response = RedirectResponse(next_path, status_code=303)
+    set_cookie(response, settings, SESSION_COOKIE, new.token, max_age=settings.session_max_ttl)
+    return response

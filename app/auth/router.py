@@ -16,12 +16,13 @@ from app.auth.deps import (
     CurrentBrowserSession,
     CurrentUser,
     OptionalBrowserSession,
+    signed_in_redirect,
 )
 from app.auth.models import BrowserSession
 from app.auth.recovery.service import send_verification
-from app.config import Settings
 from app.db import SessionDep
 from app.errors import NotFoundError
+from app.identity.account import account_section
 from app.kit.web import (
     CsrfProtected,
     SettingsDep,
@@ -29,7 +30,6 @@ from app.kit.web import (
     delete_cookie,
     render,
     safe_next,
-    set_cookie,
 )
 from app.mail.deps import OutboxDep
 from app.state import ServicesDep
@@ -38,14 +38,6 @@ from app.telemetry import note, signin_failures, traced
 router = APIRouter(tags=["accounts"])
 
 FormStr = Annotated[str, Form()]
-
-
-def _signed_in_redirect(
-    settings: Settings, new: service.NewSession, next_path: str
-) -> RedirectResponse:
-    response = RedirectResponse(next_path, status_code=303)
-    set_cookie(response, settings, SESSION_COOKIE, new.token, max_age=settings.session_max_ttl)
-    return response
 
 
 def _auditable(email: str) -> str | None:
@@ -83,7 +75,7 @@ async def sign_up(
     name: FormStr = "",
     next: FormStr = "",
 ) -> Response:
-    if not settings.allow_signup:
+    if not settings.allow_signup or not settings.password_signin:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
     ip = client_ip(request)
     limits = services.rate_limits
@@ -116,7 +108,7 @@ async def sign_up(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip, method="sign-up")
-    return _signed_in_redirect(settings, new, safe_next(next))
+    return signed_in_redirect(settings, new, safe_next(next))
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -140,6 +132,8 @@ async def sign_in(
     password: FormStr = "",
     next: FormStr = "",
 ) -> Response:
+    if not settings.password_signin:
+        raise NotFoundError("Sign in with your organisation's provider instead.")
     limits = services.rate_limits
     ip = client_ip(request) or "unknown"
     account_key = service.normalise_email(email).lower()[:320]
@@ -174,7 +168,7 @@ async def sign_in(
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip)
     note(gatehouse__outcome="success", enduser__id=str(user.id))
-    return _signed_in_redirect(settings, new, safe_next(next))
+    return signed_in_redirect(settings, new, safe_next(next))
 
 
 def _throttled_page(request: Request, context: dict[str, str], retry_after: int) -> Response:
@@ -228,10 +222,12 @@ async def _account_page(
     **context: object,
 ) -> HTMLResponse:
     sessions = await service.active_sessions(session, user_id=browser.user_id)
+    identities = await account_section(request, session, browser.user)
     return render(
         request,
         "account.html",
-        {"user": browser.user, "sessions": sessions, "this_session": browser.id, **context},
+        {"user": browser.user, "sessions": sessions, "this_session": browser.id, **identities}
+        | context,
         status_code=status_code,
     )
 

@@ -92,7 +92,8 @@ async def authenticate(session: AsyncSession, *, email: str, password: str) -> U
     # No stored password is longer than the maximum, so a longer one never matches; it is still
     # checked (truncated, against the dummy hash) so that it costs what any other miss costs.
     too_long = len(password) > MAX_PASSWORD_LENGTH
-    stored = user.password_hash if user and not too_long else None
+    # An account made through an identity provider has no password (an empty hash).
+    stored = user.password_hash if user and user.password_hash and not too_long else None
     ok, new_hash = await verify_password(password[:MAX_PASSWORD_LENGTH], stored)
     if not ok or user is None:
         return None
@@ -213,7 +214,7 @@ async def change_password(
     ip: str | None,
 ) -> None:
     too_long = len(current_password) > MAX_PASSWORD_LENGTH
-    stored = None if too_long else user.password_hash
+    stored = None if too_long else user.password_hash or None
     ok, _ = await verify_password(current_password[:MAX_PASSWORD_LENGTH], stored)
     if not ok:
         raise AccountError("The current password is not right.")

@@ -10,6 +10,7 @@ import typer
 
 from app.cli import clients, db, grants, keys, purge, serve, users, vault
 from app.cli.common import alembic_config
+from app.identity.cli import providers_app
 
 __all__ = ["alembic_config", "cli", "main"]
 
@@ -27,6 +28,7 @@ cli.add_typer(grants.app, name="grants")
 cli.add_typer(keys.app, name="keys")
 cli.add_typer(vault.app, name="vault")
 cli.command("purge")(purge.purge_command)
+cli.add_typer(providers_app, name="providers")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ APP_DIR = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(
     env=jinja2.Environment(
         loader=jinja2.FileSystemLoader(
-            [APP_DIR / feature / "templates" for feature in ("auth", "oauth", "vault")]
+            [APP_DIR / feature / "templates" for feature in ("auth", "oauth", "vault", "identity")]
         ),
         autoescape=True,
     )

@@ -1,0 +1,1 @@
+"""Sign-in through upstream identity providers: OpenID Connect by issuer, and GitHub."""
