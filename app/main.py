@@ -19,6 +19,7 @@ from sqlalchemy import text
 from app import __version__
 from app.auth.deps import SignInRequired, sign_in_url
 from app.auth.router import router as auth_router
+from app.auth.signin_limits import SignInLimits
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
 from app.connectors.cache import make_cache
@@ -30,6 +31,7 @@ from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
 from app.kit.ratelimit import RateLimits
 from app.kit.web import APP_DIR
+from app.kit.work_gate import WorkGate, default_concurrency
 from app.telemetry import instrument_app, instrument_engine, setup_telemetry
 
 logger = logging.getLogger("gatehouse")
@@ -66,6 +68,12 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.rate_limits = RateLimits(settings.redis_url)
+        app.state.signin_limits = SignInLimits(app.state.rate_limits, settings)
+        app.state.password_gate = WorkGate(
+            "password hash",
+            concurrency=settings.password_hash_concurrency or default_concurrency(),
+            wait=settings.password_hash_wait,
+        )
         app.state.envelope = envelope
         app.state.connectors = connectors
         app.state.connector_cache = make_cache(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -17,7 +18,9 @@ from app.auth.deps import (
     CurrentUser,
     OptionalBrowserSession,
 )
+from app.auth.devices import known_device, remember_device
 from app.auth.models import BrowserSession
+from app.auth.signin_limits import Attempt, SignInLimits
 from app.db import SessionDep
 from app.errors import NotFoundError
 from app.kit.ratelimit import RateLimits
@@ -30,6 +33,7 @@ from app.kit.web import (
     safe_next,
     set_cookie,
 )
+from app.kit.work_gate import GateBusy, WorkGate
 from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
@@ -43,6 +47,24 @@ def _signed_in_redirect(
     response = RedirectResponse(next_path, status_code=303)
     set_cookie(response, settings, SESSION_COOKIE, new.token, max_age=settings.session_max_ttl)
     return response
+
+
+def password_gate(request: Request) -> WorkGate:
+    gate: WorkGate = request.app.state.password_gate
+    return gate
+
+
+def _busy_page(
+    request: Request, template: str, context: Mapping[str, object], busy: GateBusy
+) -> HTMLResponse:
+    """Too many password checks in flight on this server: ours to fix, so 503 (RFC 9110 §15.6.4)."""
+    return render(
+        request,
+        template,
+        {**context, "error": "The server is busy right now. Try again in a few seconds."},
+        status_code=503,
+        headers={"Retry-After": str(busy.retry_after)},
+    )
 
 
 def _auditable(email: str) -> str | None:
@@ -97,7 +119,13 @@ async def sign_up(
             headers={"Retry-After": str(verdict.retry_after)},
         )
     try:
-        user = await service.create_user(session, email=email, password=password, name=name, ip=ip)
+        async with password_gate(request).slot():
+            user = await service.create_user(
+                session, email=email, password=password, name=name, ip=ip
+            )
+    except GateBusy as busy:
+        context = {"email": email, "name": name, "next": safe_next(next, "")}
+        return _busy_page(request, "sign_up.html", context, busy)
     except service.AccountError as exc:
         return render(
             request,
@@ -109,7 +137,9 @@ async def sign_up(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip, method="sign-up")
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    response = _signed_in_redirect(request, settings, new, safe_next(next))
+    remember_device(request, response, settings, user.id)
+    return response
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -131,63 +161,65 @@ async def sign_in(
     password: FormStr = "",
     next: FormStr = "",
 ) -> Response:
-    limits: RateLimits = request.app.state.rate_limits
     ip = client_ip(request) or "unknown"
-    account_key = service.normalise_email(email).lower()[:320]
-    per_account = limits.rule(settings.signin_limit_account)
-    per_ip = limits.rule(settings.signin_limit_ip)
     context = {"email": email, "next": safe_next(next, "")}
-
-    for verdict in (
-        await limits.check(per_account, "signin-account", account_key),
-        await limits.check(per_ip, "signin-ip", ip),
-    ):
-        if not verdict.allowed:
-            audit.record(session, "signin.throttled", ip=ip, email=_auditable(account_key))
-            note(gatehouse__outcome="failure", gatehouse__reason="throttled")
-            signin_failures.add(1, {"gatehouse.reason": "throttled"})
-            minutes = max(1, round(verdict.retry_after / 60))
-            return render(
-                request,
-                "sign_in.html",
-                {
-                    **context,
-                    "error": f"Too many failed attempts. Try again in {minutes} minute"
-                    + ("s." if minutes != 1 else "."),
-                },
-                status_code=429,
-                headers={"Retry-After": str(verdict.retry_after)},
-            )
-
-    user = await service.authenticate(session, email=email, password=password)
-    if user is None:
-        await limits.hit(per_account, "signin-account", account_key)
-        await limits.hit(per_ip, "signin-ip", ip)
-        known = await service.find_user_by_email(session, email)
-        reason = "disabled" if known and known.disabled_at else "bad_credentials"
+    user = await service.find_user_by_email(session, email)
+    user_id = user.id if user else None
+    attempt = Attempt(
+        account=service.normalise_email(email).lower()[:320],
+        ip=ip,
+        user_id=user_id,
+        device=known_device(request, settings, user_id),
+    )
+    guard: SignInLimits = request.app.state.signin_limits
+    # Count first, then work: the attempt is counted before argon2 runs (app/auth/signin_limits.py).
+    verdict = await guard.admit(attempt)
+    if not verdict.allowed:
+        audit.record(session, "signin.throttled", ip=ip, email=_auditable(attempt.account))
+        note(gatehouse__outcome="failure", gatehouse__reason="throttled")
+        signin_failures.add(1, {"gatehouse.reason": "throttled"})
+        minutes = max(1, round(verdict.retry_after / 60))
+        unit = "minute" if minutes == 1 else "minutes"
+        return render(
+            request,
+            "sign_in.html",
+            {**context, "error": f"Too many failed attempts. Try again in {minutes} {unit}."},
+            status_code=429,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    try:
+        async with password_gate(request).slot():
+            signed_in = await service.check_password(user=user, password=password)
+    except GateBusy as busy:
+        return _busy_page(request, "sign_in.html", context, busy)
+    if signed_in is None:
+        reason = "disabled" if user and user.disabled_at else "bad_credentials"
         note(gatehouse__outcome="failure", gatehouse__reason=reason)
         signin_failures.add(1, {"gatehouse.reason": reason})
         audit.record(
             session,
             "signin.failure",
-            user_id=known.id if known else None,
+            user_id=user_id,
             ip=ip,
-            email=_auditable(account_key),
+            email=_auditable(attempt.account),
             reason=reason,
         )
+        await guard.failed(session, attempt)
         return render(
             request,
             "sign_in.html",
             {**context, "error": "That email and password do not match an active account."},
             status_code=401,
         )
-    await limits.clear(per_account, "signin-account", account_key)
+    await guard.succeeded(attempt)
     new = await service.create_session(
-        session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
+        session, settings, user=signed_in, ip=ip, user_agent=request.headers.get("user-agent")
     )
-    audit.record(session, "signin.success", user_id=user.id, ip=ip)
-    note(gatehouse__outcome="success", enduser__id=str(user.id))
-    return _signed_in_redirect(request, settings, new, safe_next(next))
+    audit.record(session, "signin.success", user_id=signed_in.id, ip=ip)
+    note(gatehouse__outcome="success", enduser__id=str(signed_in.id))
+    response = _signed_in_redirect(request, settings, new, safe_next(next))
+    remember_device(request, response, settings, signed_in.id)
+    return response
 
 
 @router.post("/sign-out", dependencies=[CsrfProtected])
@@ -208,6 +240,7 @@ async def _account_page(
     browser: BrowserSession,
     *,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
     **context: object,
 ) -> HTMLResponse:
     sessions = await service.active_sessions(session, user_id=browser.user_id)
@@ -216,6 +249,7 @@ async def _account_page(
         "account.html",
         {"user": browser.user, "sessions": sessions, "this_session": browser.id, **context},
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -287,13 +321,23 @@ async def change_password(
     new_password: FormStr = "",
 ) -> Response:
     try:
-        await service.change_password(
+        async with password_gate(request).slot():
+            await service.change_password(
+                session,
+                user=user,
+                current_password=current_password,
+                new_password=new_password,
+                keep_session=browser.id,
+                ip=client_ip(request),
+            )
+    except GateBusy as busy:
+        return await _account_page(
+            request,
             session,
-            user=user,
-            current_password=current_password,
-            new_password=new_password,
-            keep_session=browser.id,
-            ip=client_ip(request),
+            browser,
+            status_code=503,
+            headers={"Retry-After": str(busy.retry_after)},
+            password_error="The server is busy right now. Try again in a few seconds.",  # noqa: S106
         )
     except service.AccountError as exc:
         return await _account_page(

@@ -81,6 +81,11 @@ async def create_user(
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User | None:
     """The user if the email and password match an active account. Costs the same either way."""
     user = await find_user_by_email(session, email)
+    return await check_password(user=user, password=password)
+
+
+async def check_password(*, user: User | None, password: str) -> User | None:
+    """`user` if the password is theirs and the account is active (one argon2 check either way)."""
     # No stored password is longer than the maximum, so a longer one never matches; it is still
     # checked (truncated, against the dummy hash) so that it costs what any other miss costs.
     too_long = len(password) > MAX_PASSWORD_LENGTH

@@ -52,11 +52,19 @@ class RateLimits:
         return Verdict(False, max(1, int(stats.reset_time - time.time()) + 1))
 
     async def hit(self, rule: RateLimitItem, *key: str) -> Verdict:
-        """Count an attempt; refused when the limit was already reached."""
+        """Count an attempt; refused when the limit was already reached.
+
+        Atomic (a lock in memory, a Lua script in Redis): call it *before* the work it guards,
+        so concurrent attempts cannot all pass a check made before any of them is counted.
+        """
         if await self.limiter.hit(rule, *key):
             return Verdict(True)
         stats = await self.limiter.get_window_stats(rule, *key)
         return Verdict(False, max(1, int(stats.reset_time - time.time()) + 1))
+
+    async def remaining(self, rule: RateLimitItem, *key: str) -> int:
+        """How many more attempts the window allows now."""
+        return int((await self.limiter.get_window_stats(rule, *key)).remaining)
 
     async def clear(self, rule: RateLimitItem, *key: str) -> None:
         await self.limiter.clear(rule, *key)
