@@ -24,6 +24,7 @@ from app.auth.signin_limits import Attempt, SignInLimits
 from app.db import SessionDep
 from app.errors import NotFoundError
 from app.kit.ratelimit import RateLimits
+from app.kit.text import text_problem
 from app.kit.web import (
     CsrfProtected,
     SettingsDep,
@@ -67,6 +68,20 @@ def _busy_page(
     )
 
 
+def _form_problem(**fields: str) -> str | None:
+    """What to fix in a form whose text cannot be stored (NUL, control characters), or None.
+
+    Checked before anything is counted or queried (app/kit/text.py): PostgreSQL refuses a NUL.
+    """
+    labels = {"email": "email address", "current_password": "current password"}
+    for field, value in fields.items():
+        problem = text_problem(value)
+        if problem is not None:
+            label = labels.get(field, field.replace("_", " "))
+            return f"The {label} {problem}. Remove them and try again."
+    return None
+
+
 def _auditable(email: str) -> str | None:
     """The typed email, for the audit log, unless it could be a password typed in the wrong box."""
     return email if service.email_problem(email) is None else None
@@ -101,6 +116,9 @@ async def sign_up(
 ) -> Response:
     if not settings.allow_signup:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
+    if problem := _form_problem(email=email, name=name, password=password):
+        context = {"error": problem, "email": "", "name": "", "next": safe_next(next, "")}
+        return render(request, "sign_up.html", context, status_code=400)
     ip = client_ip(request)
     limits: RateLimits = request.app.state.rate_limits
     # Each sign-up costs an argon2 hash (64 MiB, tens of ms): bound them per address.
@@ -163,6 +181,9 @@ async def sign_in(
 ) -> Response:
     ip = client_ip(request) or "unknown"
     context = {"email": email, "next": safe_next(next, "")}
+    if problem := _form_problem(email=email, password=password):
+        context = {"email": "", "next": safe_next(next, ""), "error": problem}
+        return render(request, "sign_in.html", context, status_code=400)
     user = await service.find_user_by_email(session, email)
     user_id = user.id if user else None
     attempt = Attempt(
@@ -271,13 +292,12 @@ async def update_profile(
     request: Request, session: SessionDep, browser: CurrentBrowserSession, name: FormStr = ""
 ) -> Response:
     name = name.strip()
-    if len(name) > 200:
+    problem = _form_problem(name=name)
+    if problem is None and len(name) > 200:
+        problem = "Use at most 200 characters for the name."
+    if problem is not None:
         return await _account_page(
-            request,
-            session,
-            browser,
-            status_code=400,
-            profile_error="Use at most 200 characters for the name.",
+            request, session, browser, status_code=400, profile_error=problem
         )
     browser.user.name = name
     return RedirectResponse("/account?notice=profile", status_code=303)
@@ -320,6 +340,10 @@ async def change_password(
     current_password: FormStr = "",
     new_password: FormStr = "",
 ) -> Response:
+    if problem := _form_problem(current_password=current_password, new_password=new_password):
+        return await _account_page(
+            request, session, browser, status_code=400, password_error=problem
+        )
     try:
         async with password_gate(request).slot():
             await service.change_password(

@@ -22,6 +22,7 @@ from app.auth.passwords import (
 from app.config import Settings
 from app.db import utcnow
 from app.kit.security import hash_token, new_token
+from app.kit.text import text_problem
 
 SESSION_TOKEN_PREFIX = "gh_s_"  # noqa: S105 - a prefix, not a secret
 # last_seen_at is written at most this often, not on every page view.
@@ -46,7 +47,7 @@ def normalise_email(email: str) -> str:
 def email_problem(email: str) -> str | None:
     if not email:
         return "Enter your email address."
-    if len(email) > 320 or not _EMAIL.match(email):
+    if len(email) > 320 or not _EMAIL.match(email) or text_problem(email) is not None:
         return "Enter a valid email address, like name@example.com."
     return None
 
