@@ -25,10 +25,11 @@ from app.connectors.base import Connector
 from app.connectors.cache import make_cache
 from app.connectors.registry import build_connectors
 from app.db import create_engine, create_sessionmaker
-from app.errors import install_error_handlers
+from app.errors import RETRY_AFTER, install_error_handlers
 from app.kit.body_limit import BodyLimit
 from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
+from app.kit.error_log import UnhandledErrors
 from app.kit.ratelimit import RateLimits
 from app.kit.web import APP_DIR
 from app.kit.work_gate import WorkGate, default_concurrency
@@ -119,7 +120,11 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:  # any failure means "not ready"; say which kind, no details
             logger.warning("readiness check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"},
+                503,
+                headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
+            )
         return JSONResponse({"status": "ok", "database": "ok"})
 
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
@@ -131,6 +136,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
     # /mcp enforces its own, larger limit with a JSON-RPC error.
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
+    app.add_middleware(UnhandledErrors)  # outermost of ours: one line and a 500 for the rest
     instrument_app(app, telemetry)
     return app
 

@@ -19,6 +19,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
@@ -85,10 +86,15 @@ class SigningKeys:
         now = time.monotonic()
         if self._active and now - self._active[0] < KEY_CACHE_SECONDS:
             return self._active[1], self._active[2]
-        async with self._sessionmaker.begin() as session:
-            row = await _newest_active(session)
-            if row is None:
-                row = await create_signing_key(session, self._envelope)
+        try:
+            async with self._sessionmaker.begin() as session:
+                row = await _newest_active(session)
+                if row is None:
+                    row = await create_signing_key(session, self._envelope)
+        except (SQLAlchemyError, OSError):
+            if self._active is None:
+                raise
+            return self._active[1], self._active[2]  # database away: keep the known key
         key = await self._private_key(row)
         self._active = (now, row.kid, key)
         return row.kid, key
@@ -108,8 +114,15 @@ class SigningKeys:
         now = time.monotonic()
         if not refresh and self._published and now - self._published[0] < KEY_CACHE_SECONDS:
             return self._published[1], self._published[2]
-        async with self._sessionmaker() as session:
-            rows = await published_keys(session, self.publish_window())
+        try:
+            async with self._sessionmaker() as session:
+                rows = await published_keys(session, self.publish_window())
+        except (SQLAlchemyError, OSError):
+            # The database is away: the keys we know keep verifying (none can have been
+            # withdrawn without it). Not for an unknown kid (refresh): that is a 503.
+            if self._published is None or refresh:
+                raise
+            return self._published[1], self._published[2]
         jwks = [dict(row.public_jwk) for row in rows]
         keyset = KeySet([ECKey.import_key(jwk) for jwk in jwks])
         self._published = (now, keyset, jwks)
