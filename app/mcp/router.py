@@ -16,6 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 from app.config import Settings, is_loopback_host
 from app.mcp.context import SCOPE_KEY, CallContext
 from app.mcp.deps import McpChallenge, authenticate
+from app.mcp.jsonrpc_ids import has_malformed_id
 from app.oauth.metadata import protected_resource_metadata
 
 router = APIRouter(include_in_schema=False)
@@ -193,6 +194,10 @@ class McpEndpoint:
             message = json.loads(body)
         except (ValueError, RecursionError):  # bad JSON or UTF-8; or nested too deep
             await jsonrpc_error(400, -32700, "Parse error")(scope, receive, send)
+            return
+        if has_malformed_id(message):
+            invalid = "Invalid Request: the id must be a string or an integer"
+            await jsonrpc_error(400, -32600, invalid)(scope, receive, send)
             return
         for name in _tool_calls(message):
             missing = state.mcp.tool_scopes.get(name, frozenset()) - auth.scopes
