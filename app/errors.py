@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 
+import redis.exceptions as redis
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from limits.errors import StorageError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -63,6 +65,8 @@ def is_outage(exc: BaseException) -> bool:
     """The database (or the network to it) failed us: our fault, worth a retry."""
     if isinstance(exc, PoolTimeout | OSError):  # TimeoutError and ConnectionError are OSErrors
         return True
+    if isinstance(exc, StorageError | redis.ConnectionError | redis.TimeoutError):  # Redis away
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated or isinstance(exc.orig, OSError):
@@ -110,7 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         path = request.url.path
         name = type(exc).__name__
-        logger.warning("database unavailable (%s) at %s %s", name, request.method, path)
+        logger.warning("a backing service is unavailable (%s) at %s %s", name, request.method, path)
         headers = {"Retry-After": RETRY_AFTER, **NO_STORE}
         kind = kind_of_path(request.url.path)
         description = "The service is temporarily unavailable; retry shortly."
@@ -138,6 +142,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(SQLAlchemyError, unavailable)
     app.add_exception_handler(OSError, unavailable)
+    app.add_exception_handler(redis.RedisError, unavailable)
+    app.add_exception_handler(StorageError, unavailable)
 
     async def bad_text(request: Request, exc: Exception) -> Response:
         """Text that cannot be stored (app/kit/text.py): a 400 naming the field; nothing done."""

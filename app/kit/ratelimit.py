@@ -24,7 +24,9 @@ class RateLimits:
             url = redis_url
             if url.startswith(("redis://", "rediss://")):
                 url = "async+" + url
-            made = storage_from_string(url)
+            # Redis errors surface as limits.errors.StorageError, which app/errors.py answers
+            # with 503 + Retry-After (the limit cannot be counted, so the work is not done).
+            made = storage_from_string(url, wrap_exceptions=True)
             if not isinstance(made, Storage):
                 raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
             storage = made
