@@ -25,7 +25,8 @@ from app.connectors.base import Connector
 from app.connectors.cache import make_cache
 from app.connectors.registry import build_connectors
 from app.db import create_engine, create_sessionmaker
-from app.errors import RETRY_AFTER, install_error_handlers
+from app.errors import install_error_handlers
+from app.failures import RETRY_AFTER, install_failure_handlers
 from app.kit.body_limit import BodyLimit
 from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.state.settings = settings
     app.state.telemetry = telemetry
     install_error_handlers(app)
+    install_failure_handlers(app)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -169,6 +169,27 @@ async def sign_in_page(
     return render(request, "sign_in.html", {"next": safe_next(next, "")})
 
 
+def _throttled(
+    request: Request,
+    session: SessionDep,
+    attempt: Attempt,
+    context: Mapping[str, object],
+    retry_after: int,
+) -> HTMLResponse:
+    audit.record(session, "signin.throttled", ip=attempt.ip, email=_auditable(attempt.account))
+    note(gatehouse__outcome="failure", gatehouse__reason="throttled")
+    signin_failures.add(1, {"gatehouse.reason": "throttled"})
+    minutes = max(1, round(retry_after / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return render(
+        request,
+        "sign_in.html",
+        {**context, "error": f"Too many failed attempts. Try again in {minutes} {unit}."},
+        status_code=429,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 @router.post("/sign-in", response_class=HTMLResponse, dependencies=[CsrfProtected])
 @traced("auth.sign_in")
 async def sign_in(
@@ -196,18 +217,7 @@ async def sign_in(
     # Count first, then work: the attempt is counted before argon2 runs (app/auth/signin_limits.py).
     verdict = await guard.admit(attempt)
     if not verdict.allowed:
-        audit.record(session, "signin.throttled", ip=ip, email=_auditable(attempt.account))
-        note(gatehouse__outcome="failure", gatehouse__reason="throttled")
-        signin_failures.add(1, {"gatehouse.reason": "throttled"})
-        minutes = max(1, round(verdict.retry_after / 60))
-        unit = "minute" if minutes == 1 else "minutes"
-        return render(
-            request,
-            "sign_in.html",
-            {**context, "error": f"Too many failed attempts. Try again in {minutes} {unit}."},
-            status_code=429,
-            headers={"Retry-After": str(verdict.retry_after)},
-        )
+        return _throttled(request, session, attempt, context, verdict.retry_after)
     try:
         async with password_gate(request).slot():
             signed_in = await service.check_password(user=user, password=password)
@@ -218,20 +228,12 @@ async def sign_in(
         note(gatehouse__outcome="failure", gatehouse__reason=reason)
         signin_failures.add(1, {"gatehouse.reason": reason})
         audit.record(
-            session,
-            "signin.failure",
-            user_id=user_id,
-            ip=ip,
-            email=_auditable(attempt.account),
+            session, "signin.failure", user_id=user_id, ip=ip, email=_auditable(attempt.account),
             reason=reason,
-        )
+        )  # fmt: skip
         await guard.failed(session, attempt)
-        return render(
-            request,
-            "sign_in.html",
-            {**context, "error": "That email and password do not match an active account."},
-            status_code=401,
-        )
+        error = "That email and password do not match an active account."
+        return render(request, "sign_in.html", {**context, "error": error}, status_code=401)
     await guard.succeeded(attempt)
     new = await service.create_session(
         session, settings, user=signed_in, ip=ip, user_agent=request.headers.get("user-agent")
