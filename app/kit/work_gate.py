@@ -70,6 +70,18 @@ class WorkGate:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        if not self._slots.locked():
+            await self._slots.acquire()  # a slot is free: taken without waiting
+        else:
+            await self._queue()
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
+
+    async def _queue(self) -> None:
         if self._waiting >= self.max_waiting:
             self._refuse()
         self._waiting += 1
@@ -79,12 +91,6 @@ class WorkGate:
             self._refuse()
         finally:
             self._waiting -= 1
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
 
     def _refuse(self) -> None:
         self.refused += 1
