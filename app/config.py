@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     session_max_ttl: int = Field(default=30 * 24 * 3600, ge=60)
     signin_limit_account: str = "10 per 15 minutes"
     signin_limit_ip: str = "50 per 15 minutes"
+    # Failed sign-ins to one account from browsers that have never signed in to it, from every
+    # address together; a browser that has (it carries a device cookie) is not held by it.
+    signin_limit_account_total: str = "50 per 15 minutes"
+    # Password hashes in flight per process (None: one per CPU); the rest wait, then 503.
+    password_hash_concurrency: int | None = Field(default=None, ge=1, le=256)
+    # Seconds a request waits for a free password-hash slot before it is refused.
+    password_hash_wait: float = Field(default=5.0, ge=0, le=60)
     signup_limit_ip: str = "20 per hour"
     credential_limit_user: str = "10 per hour"
     credential_limit_ip: str = "30 per hour"

@@ -80,13 +80,37 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+# Bounded waits, so an outage is a prompt 503 (app/errors.py) rather than a request that hangs:
+# a connection from the pool, a new connection to the server, one statement.
+POOL_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5.0
+STATEMENT_TIMEOUT = 15.0
+
+
 def create_engine(database_url: str) -> AsyncEngine:
+    # hide_parameters: an error's message never carries the values bound to its statement (a
+    # password hash, a token hash, what a user typed), whoever logs it.
     if database_url.startswith("sqlite"):
         _ensure_sqlite_directory(database_url)
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            database_url, connect_args={"timeout": 30}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        database_url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT,
+        hide_parameters=True,
+        connect_args={
+            "timeout": CONNECT_TIMEOUT,  # asyncpg: establishing a connection
+            "command_timeout": STATEMENT_TIMEOUT,  # asyncpg: client-side, per statement
+            # The server's own limit too, so a query abandoned by the client does not run on.
+            "server_settings": {"statement_timeout": str(int(STATEMENT_TIMEOUT * 1000))},
+        },
+    )
 
 
 def _ensure_sqlite_directory(database_url: str) -> None:

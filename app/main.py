@@ -24,6 +24,7 @@ from app.auth.approval import AccountApprovalGate
 from app.auth.deps import SignInRequired, sign_in_url
 from app.auth.recovery.router import router as recovery_router
 from app.auth.router import router as auth_router
+from app.auth.signin_limits import SignInLimits
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
 from app.connectors.cache import make_cache
@@ -31,13 +32,16 @@ from app.connectors.consent import ConnectorConsent
 from app.connectors.registry import build_connectors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
+from app.failures import RETRY_AFTER, install_failure_handlers
 from app.housekeeping import purge
 from app.identity.flow import Providers
 from app.kit.body_limit import BodyLimit
 from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
+from app.kit.error_log import UnhandledErrors
 from app.kit.ratelimit import RateLimits
 from app.kit.web import APP_DIR
+from app.kit.work_gate import WorkGate, default_concurrency
 from app.mail.outbox import running_outbox
 from app.mcp.directory import Directory
 from app.mcp.revocation import IntrospectionCheck, RevocationCheck, RevocationFeed
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.state.settings = settings  # read by app.kit.web before and after start-up
     app.state.telemetry = telemetry
     install_error_handlers(app)
+    install_failure_handlers(app)
     app.include_router(ops_router)
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
     # The router tries routes in order: /mcp, the hot path, goes before the pages and the AS.
@@ -118,6 +123,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
     # /mcp enforces its own, larger limit with a JSON-RPC error.
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
+    app.add_middleware(UnhandledErrors)  # outermost of ours: one line and a 500 for the rest
     instrument_app(app, telemetry)
     return app
 
@@ -137,7 +143,11 @@ async def ready(services: ServicesDep) -> Response:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means "not ready"; say which kind, no details
         logger.warning("readiness check failed: %s", type(exc).__name__)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable"},
+            503,
+            headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
@@ -161,6 +171,11 @@ async def _start_services(
     sessionmaker = create_sessionmaker(engine)
     rate_limits = RateLimits(settings.redis_url)
     stack.push_async_callback(rate_limits.aclose)
+    password_gate = WorkGate(
+        "password hash",
+        concurrency=settings.password_hash_concurrency or default_concurrency(),
+        wait=settings.password_hash_wait,
+    )
     cache = make_cache(
         redis_url=settings.redis_url,
         zone=settings.connector_cache_tz,
@@ -198,6 +213,8 @@ async def _start_services(
         connectors=connectors,
         connector_cache=cache,
         outbox=outbox,
+        signin_limits=SignInLimits(rate_limits, settings),
+        password_gate=password_gate,
         authorization_services=authorization,
         resource_services=resource,
     )

@@ -20,12 +20,14 @@ from starlette.types import ASGIApp
 from app.config import Settings
 from app.kit.envelope import Envelope
 from app.kit.ratelimit import RateLimits
+from app.kit.work_gate import WorkGate
 from app.telemetry import Telemetry
 
 if TYPE_CHECKING:
     # Only named here, never imported at run time: every feature reads Services (app/oauth
     # through app/oauth/deps.py), so importing the features from here would tie each one to all
     # the others (tests/oauth/test_layering.py, tests/test_import_graph.py).
+    from app.auth.signin_limits import SignInLimits
     from app.connectors.base import Connector
     from app.connectors.cache import ReadCache
     from app.identity.flow import Providers
@@ -75,6 +77,8 @@ class Services:
     connectors: Mapping[str, Connector]
     connector_cache: ReadCache
     outbox: Outbox
+    signin_limits: SignInLimits
+    password_gate: WorkGate
     authorization_services: AuthorizationServices | None = None
     resource_services: ResourceServices | None = None
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth import service
@@ -18,11 +18,14 @@ from app.auth.deps import (
     OptionalBrowserSession,
     signed_in_redirect,
 )
+from app.auth.devices import known_device, remember_device
 from app.auth.models import BrowserSession
 from app.auth.recovery.service import send_verification
+from app.auth.signin_limits import Attempt
 from app.db import SessionDep
 from app.errors import NotFoundError
 from app.identity.account import account_section
+from app.kit.text import text_problem
 from app.kit.web import (
     CsrfProtected,
     SettingsDep,
@@ -31,13 +34,45 @@ from app.kit.web import (
     render,
     safe_next,
 )
+from app.kit.work_gate import GateBusy, WorkGate
 from app.mail.deps import OutboxDep
-from app.state import ServicesDep
+from app.state import ServicesDep, services_of
 from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
 
 FormStr = Annotated[str, Form()]
+
+
+def password_gate(request: Request) -> WorkGate:
+    return services_of(request.app).password_gate
+
+
+def _busy_page(
+    request: Request, template: str, context: Mapping[str, object], busy: GateBusy
+) -> HTMLResponse:
+    """Too many password checks in flight on this server: ours to fix, so 503 (RFC 9110 §15.6.4)."""
+    return render(
+        request,
+        template,
+        {**context, "error": "The server is busy right now. Try again in a few seconds."},
+        status_code=503,
+        headers={"Retry-After": str(busy.retry_after)},
+    )
+
+
+def _form_problem(**fields: str) -> str | None:
+    """What to fix in a form whose text cannot be stored (NUL, control characters), or None.
+
+    Checked before anything is counted or queried (app/kit/text.py): PostgreSQL refuses a NUL.
+    """
+    labels = {"email": "email address", "current_password": "current password"}
+    for field, value in fields.items():
+        problem = text_problem(value)
+        if problem is not None:
+            label = labels.get(field, field.replace("_", " "))
+            return f"The {label} {problem}. Remove them and try again."
+    return None
 
 
 def _auditable(email: str) -> str | None:
@@ -77,6 +112,9 @@ async def sign_up(
 ) -> Response:
     if not settings.allow_signup or not settings.password_signin:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
+    if problem := _form_problem(email=email, name=name, password=password):
+        context = {"error": problem, "email": "", "name": "", "next": safe_next(next, "")}
+        return render(request, "sign_up.html", context, status_code=400)
     ip = client_ip(request)
     limits = services.rate_limits
     # Each sign-up costs an argon2 hash (64 MiB, tens of ms): bound them per address.
@@ -95,7 +133,13 @@ async def sign_up(
             headers={"Retry-After": str(verdict.retry_after)},
         )
     try:
-        user = await service.create_user(session, email=email, password=password, name=name, ip=ip)
+        async with password_gate(request).slot():
+            user = await service.create_user(
+                session, email=email, password=password, name=name, ip=ip
+            )
+    except GateBusy as busy:
+        context = {"email": email, "name": name, "next": safe_next(next, "")}
+        return _busy_page(request, "sign_up.html", context, busy)
     except service.AccountError as exc:
         return render(
             request,
@@ -108,7 +152,9 @@ async def sign_up(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip, method="sign-up")
-    return signed_in_redirect(settings, new, safe_next(next))
+    response = signed_in_redirect(settings, new, safe_next(next))
+    remember_device(request, response, settings, user.id)
+    return response
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -118,6 +164,27 @@ async def sign_in_page(
     if browser is not None:
         return RedirectResponse(safe_next(next), status_code=303)
     return render(request, "sign_in.html", {"next": safe_next(next, "")})
+
+
+def _throttled(
+    request: Request,
+    session: SessionDep,
+    attempt: Attempt,
+    context: Mapping[str, object],
+    retry_after: int,
+) -> HTMLResponse:
+    audit.record(session, "signin.throttled", ip=attempt.ip, email=_auditable(attempt.account))
+    note(gatehouse__outcome="failure", gatehouse__reason="throttled")
+    signin_failures.add(1, {"gatehouse.reason": "throttled"})
+    minutes = max(1, round(retry_after / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return render(
+        request,
+        "sign_in.html",
+        {**context, "error": f"Too many failed attempts. Try again in {minutes} {unit}."},
+        status_code=429,
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 @router.post("/sign-in", response_class=HTMLResponse, dependencies=[CsrfProtected])
@@ -134,71 +201,49 @@ async def sign_in(
 ) -> Response:
     if not settings.password_signin:
         raise NotFoundError("Sign in with your organisation's provider instead.")
-    limits = services.rate_limits
     ip = client_ip(request) or "unknown"
-    account_key = service.normalise_email(email).lower()[:320]
-    per_account = limits.rule(settings.signin_limit_account)
-    per_ip = limits.rule(settings.signin_limit_ip)
     context = {"email": email, "next": safe_next(next, "")}
-
-    for verdict in (
-        await limits.check(per_account, "signin-account", account_key),
-        await limits.check(per_ip, "signin-ip", ip),
-    ):
-        if not verdict.allowed:
-            audit.record(session, "signin.throttled", ip=ip, email=_auditable(account_key))
-            note(gatehouse__outcome="failure", gatehouse__reason="throttled")
-            signin_failures.add(1, {"gatehouse.reason": "throttled"})
-            return _throttled_page(request, context, verdict.retry_after)
-
-    user = await service.authenticate(session, email=email, password=password)
-    if user is None:
-        await limits.hit(per_account, "signin-account", account_key)
-        await limits.hit(per_ip, "signin-ip", ip)
-        await _record_failure(session, email=email, account_key=account_key, ip=ip)
-        return render(
-            request,
-            "sign_in.html",
-            {**context, "error": "That email and password do not match an active account."},
-            status_code=401,
-        )
-    await limits.clear(per_account, "signin-account", account_key)
-    new = await service.create_session(
-        session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
-    )
-    audit.record(session, "signin.success", user_id=user.id, ip=ip)
-    note(gatehouse__outcome="success", enduser__id=str(user.id))
-    return signed_in_redirect(settings, new, safe_next(next))
-
-
-def _throttled_page(request: Request, context: dict[str, str], retry_after: int) -> Response:
-    minutes = max(1, round(retry_after / 60))
-    return render(
-        request,
-        "sign_in.html",
-        {
-            **context,
-            "error": f"Too many failed attempts. Try again in {minutes} minute"
-            + ("s." if minutes != 1 else "."),
-        },
-        status_code=429,
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-async def _record_failure(session: AsyncSession, *, email: str, account_key: str, ip: str) -> None:
-    known = await service.find_user_by_email(session, email)
-    reason = "disabled" if known and known.disabled_at else "bad_credentials"
-    note(gatehouse__outcome="failure", gatehouse__reason=reason)
-    signin_failures.add(1, {"gatehouse.reason": reason})
-    audit.record(
-        session,
-        "signin.failure",
-        user_id=known.id if known else None,
+    if problem := _form_problem(email=email, password=password):
+        context = {"email": "", "next": safe_next(next, ""), "error": problem}
+        return render(request, "sign_in.html", context, status_code=400)
+    user = await service.find_user_by_email(session, email)
+    user_id = user.id if user else None
+    attempt = Attempt(
+        account=service.normalise_email(email).lower()[:320],
         ip=ip,
-        email=_auditable(account_key),
-        reason=reason,
+        user_id=user_id,
+        device=known_device(request, settings, user_id),
     )
+    guard = services.signin_limits
+    # Count first, then work: the attempt is counted before argon2 runs (app/auth/signin_limits.py).
+    verdict = await guard.admit(attempt)
+    if not verdict.allowed:
+        return _throttled(request, session, attempt, context, verdict.retry_after)
+    try:
+        async with password_gate(request).slot():
+            signed_in = await service.check_password(user=user, password=password)
+    except GateBusy as busy:
+        return _busy_page(request, "sign_in.html", context, busy)
+    if signed_in is None:
+        reason = "disabled" if user and user.disabled_at else "bad_credentials"
+        note(gatehouse__outcome="failure", gatehouse__reason=reason)
+        signin_failures.add(1, {"gatehouse.reason": reason})
+        audit.record(
+            session, "signin.failure", user_id=user_id, ip=ip, email=_auditable(attempt.account),
+            reason=reason,
+        )  # fmt: skip
+        await guard.failed(session, attempt)
+        error = "That email and password do not match an active account."
+        return render(request, "sign_in.html", {**context, "error": error}, status_code=401)
+    await guard.succeeded(attempt)
+    new = await service.create_session(
+        session, settings, user=signed_in, ip=ip, user_agent=request.headers.get("user-agent")
+    )
+    audit.record(session, "signin.success", user_id=signed_in.id, ip=ip)
+    note(gatehouse__outcome="success", enduser__id=str(signed_in.id))
+    response = signed_in_redirect(settings, new, safe_next(next))
+    remember_device(request, response, settings, signed_in.id)
+    return response
 
 
 @router.post("/sign-out", dependencies=[CsrfProtected])
@@ -219,6 +264,7 @@ async def _account_page(
     browser: BrowserSession,
     *,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
     **context: object,
 ) -> HTMLResponse:
     sessions = await service.active_sessions(session, user_id=browser.user_id)
@@ -229,6 +275,7 @@ async def _account_page(
         {"user": browser.user, "sessions": sessions, "this_session": browser.id, **identities}
         | context,
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -250,13 +297,12 @@ async def update_profile(
     request: Request, session: SessionDep, browser: CurrentBrowserSession, name: FormStr = ""
 ) -> Response:
     name = name.strip()
-    if len(name) > 200:
+    problem = _form_problem(name=name)
+    if problem is None and len(name) > 200:
+        problem = "Use at most 200 characters for the name."
+    if problem is not None:
         return await _account_page(
-            request,
-            session,
-            browser,
-            status_code=400,
-            profile_error="Use at most 200 characters for the name.",
+            request, session, browser, status_code=400, profile_error=problem
         )
     browser.user.name = name
     return RedirectResponse("/account?notice=profile", status_code=303)
@@ -299,14 +345,28 @@ async def change_password(
     current_password: FormStr = "",
     new_password: FormStr = "",
 ) -> Response:
+    if problem := _form_problem(current_password=current_password, new_password=new_password):
+        return await _account_page(
+            request, session, browser, status_code=400, password_error=problem
+        )
     try:
-        await service.change_password(
+        async with password_gate(request).slot():
+            await service.change_password(
+                session,
+                user=user,
+                current_password=current_password,
+                new_password=new_password,
+                keep_session=browser.id,
+                ip=client_ip(request),
+            )
+    except GateBusy as busy:
+        return await _account_page(
+            request,
             session,
-            user=user,
-            current_password=current_password,
-            new_password=new_password,
-            keep_session=browser.id,
-            ip=client_ip(request),
+            browser,
+            status_code=503,
+            headers={"Retry-After": str(busy.retry_after)},
+            password_error="The server is busy right now. Try again in a few seconds.",  # noqa: S106
         )
     except service.AccountError as exc:
         return await _account_page(

@@ -22,6 +22,7 @@ from app.auth.passwords import (
 from app.config import Settings
 from app.db import rows_affected, utcnow
 from app.kit.security import hash_token, new_token
+from app.kit.text import text_problem
 
 SESSION_TOKEN_PREFIX = "gh_s_"  # noqa: S105 - a prefix, not a secret
 # last_seen_at is written at most this often, not on every page view.
@@ -46,7 +47,7 @@ def normalise_email(email: str) -> str:
 def email_problem(email: str) -> str | None:
     if not email:
         return "Enter your email address."
-    if len(email) > 320 or not _EMAIL.match(email):
+    if len(email) > 320 or not _EMAIL.match(email) or text_problem(email) is not None:
         return "Enter a valid email address, like name@example.com."
     return None
 
@@ -89,6 +90,11 @@ async def create_user(
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User | None:
     """The user if the email and password match an active account. Costs the same either way."""
     user = await find_user_by_email(session, email)
+    return await check_password(user=user, password=password)
+
+
+async def check_password(*, user: User | None, password: str) -> User | None:
+    """`user` if the password is theirs and the account is active (one argon2 check either way)."""
     # No stored password is longer than the maximum, so a longer one never matches; it is still
     # checked (truncated, against the dummy hash) so that it costs what any other miss costs.
     too_long = len(password) > MAX_PASSWORD_LENGTH

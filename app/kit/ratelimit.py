@@ -24,7 +24,9 @@ class RateLimits:
             url = redis_url
             if url.startswith(("redis://", "rediss://")):
                 url = "async+" + url
-            made = storage_from_string(url)
+            # Redis errors surface as limits.errors.StorageError, which app/errors.py answers
+            # with 503 + Retry-After (the limit cannot be counted, so the work is not done).
+            made = storage_from_string(url, wrap_exceptions=True)
             if not isinstance(made, Storage):
                 raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
             storage = made
@@ -52,11 +54,19 @@ class RateLimits:
         return Verdict(False, max(1, int(stats.reset_time - time.time()) + 1))
 
     async def hit(self, rule: RateLimitItem, *key: str) -> Verdict:
-        """Count an attempt; refused when the limit was already reached."""
+        """Count an attempt; refused when the limit was already reached.
+
+        Atomic (a lock in memory, a Lua script in Redis): call it *before* the work it guards,
+        so concurrent attempts cannot all pass a check made before any of them is counted.
+        """
         if await self.limiter.hit(rule, *key):
             return Verdict(True)
         stats = await self.limiter.get_window_stats(rule, *key)
         return Verdict(False, max(1, int(stats.reset_time - time.time()) + 1))
+
+    async def remaining(self, rule: RateLimitItem, *key: str) -> int:
+        """How many more attempts the window allows now."""
+        return int((await self.limiter.get_window_stats(rule, *key)).remaining)
 
     async def clear(self, rule: RateLimitItem, *key: str) -> None:
         await self.limiter.clear(rule, *key)

@@ -3,8 +3,8 @@
 Everything exported (span attributes, span event attributes, span status descriptions, log
 lines) passes through `scrub_text` / `scrub_attributes`. They remove, wherever they appear:
 - values of sensitive query or form parameters (code, state, tokens, secrets, passwords...);
-- anything shaped like one of our tokens (gh_s_, gh_rt_, gh_ac_, gh_cs_), a JWT, a GitHub token
-  or a Bearer/Basic credential;
+- anything shaped like one of our tokens (gh_s_, gh_rt_, gh_ac_, gh_cs_), a JWT, a GitHub token,
+  a Bearer/Basic credential, an argon2 password hash or a stored token hash (64 hex digits);
 - attributes whose name says they hold a secret (authorization, cookie, password, ...).
 """
 
@@ -40,6 +40,8 @@ _TOKENS = re.compile(
     r"|(?:eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*)"  # JWTs
     r"|(?:gh[pousr]_[A-Za-z0-9]{10,})|(?:github_pat_[A-Za-z0-9_]{10,})"  # GitHub tokens
     r"|(?i:(?:bearer|basic)\s+[A-Za-z0-9._~+/\-]+=*)"  # credentials in a header value
+    r"|(?:\$argon2(?:id|i|d)\$[A-Za-z0-9$=,+/.]+)"  # password hashes
+    r"|(?:(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f]))"  # token hashes (HMAC-SHA256, hex)
 )
 _SECRET_KEY = re.compile(
     r"(?i)(authorization|cookie|set-cookie|password|secret|token|credential|csrf|session"

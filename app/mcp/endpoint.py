@@ -27,6 +27,7 @@ from app.kit.hosts import is_loopback_host
 from app.mcp import api
 from app.mcp.auth import McpChallenge, authenticate, challenge_response
 from app.mcp.call import SCOPE_KEY, CallContext
+from app.mcp.jsonrpc_ids import has_malformed_id
 from app.mcp.revocation import RevocationUnknown
 from app.mcp.server import GatehouseMCP
 from app.oauth.metadata import protected_resource_metadata
@@ -197,6 +198,10 @@ class McpEndpoint:
                 await read(scope, receive, send)
             return
         body, message = read
+        if has_malformed_id(message):
+            invalid = "Invalid Request: the id must be a string or an integer"
+            await jsonrpc_error(400, -32600, invalid)(scope, receive, send)
+            return
         self._demand_tool_scopes(message, auth.scopes)
         call = CallContext(
             auth=auth, services=services, protocol_version=headers.get(PROTOCOL_HEADER)

@@ -13,6 +13,7 @@ from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
@@ -79,10 +80,15 @@ class SigningKeys:
         now = time.monotonic()
         if self._active and now - self._active[0] < KEY_CACHE_SECONDS:
             return self._active[1], self._active[2]
-        async with self._sessionmaker.begin() as session:
-            row = await _newest_active(session)
-            if row is None:
-                row = await create_signing_key(session, self._envelope)
+        try:
+            async with self._sessionmaker.begin() as session:
+                row = await _newest_active(session)
+                if row is None:
+                    row = await create_signing_key(session, self._envelope)
+        except (SQLAlchemyError, OSError):
+            if self._active is None:
+                raise
+            return self._active[1], self._active[2]  # database away: keep the known key
         pem = await self._envelope.open(_sealed(row), context=_context(row.kid))
         key = ECKey.import_key(pem, {"kid": row.kid, "alg": ALGORITHM, "use": "sig"})
         self._active = (now, row.kid, key)
@@ -92,8 +98,15 @@ class SigningKeys:
         now = time.monotonic()
         if not refresh and self._published and now - self._published[0] < KEY_CACHE_SECONDS:
             return self._published[1], self._published[2]
-        async with self._sessionmaker() as session:
-            rows = await published_keys(session, self.publish_window())
+        try:
+            async with self._sessionmaker() as session:
+                rows = await published_keys(session, self.publish_window())
+        except (SQLAlchemyError, OSError):
+            # The database is away: the keys we know keep verifying (none can have been
+            # withdrawn without it). Not for an unknown kid (refresh): that is a 503.
+            if self._published is None or refresh:
+                raise
+            return self._published[1], self._published[2]
         jwks = [dict(row.public_jwk) for row in rows]
         keyset = KeySet([ECKey.import_key(jwk) for jwk in jwks])
         self._published = (now, keyset, jwks)

@@ -57,7 +57,7 @@ async def test_sign_in_sets_an_http_only_same_site_lax_session_cookie(
 ) -> None:
     response = await sign_in(client, account)
     assert response.status_code == 303
-    (cookie,) = response.headers.get_list("set-cookie")
+    cookie, _device = response.headers.get_list("set-cookie")
     token = client.cookies["gh_session"]
     assert token.startswith("gh_s_")
     assert cookie == (
@@ -74,10 +74,15 @@ async def test_sign_in_under_an_https_public_url_sets_a_secure_host_prefixed_coo
         client.cookies.clear()
         response = await sign_in(client, email)
         assert response.status_code == 303
-        (cookie,) = response.headers.get_list("set-cookie")
+        cookie, device = response.headers.get_list("set-cookie")
         token = client.cookies["__Host-gh_session"]
         assert cookie == (
             f"__Host-gh_session={token}; HttpOnly; Max-Age={SESSION_MAX_AGE}; Path=/; "
+            "SameSite=lax; Secure"
+        )
+        known = client.cookies["__Host-gh_device"]
+        assert device == (
+            f"__Host-gh_device={known}; HttpOnly; Max-Age={365 * 24 * 3600}; Path=/; "
             "SameSite=lax; Secure"
         )
         assert (await client.get("/account")).status_code == 200
@@ -366,6 +371,7 @@ async def test_a_lock_out_is_shared_by_replicas_through_redis(
     ):
         try:
             email = await signed_up(first)
+            first.cookies.clear()  # a browser the account does not know (no device cookie)
             for _ in range(3):
                 assert (await sign_in(first, email, WRONG)).status_code == 401
             assert_locked(await sign_in(second, email))
