@@ -14,6 +14,7 @@ from app.identity import service
 from app.identity.flow import Button, Providers
 from app.identity.models import Identity
 from app.kit.web import get_settings, templates
+from app.state import services_of
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,14 @@ class LinkedIdentity:
     label: str
 
 
+def _providers(request: Request) -> Providers | None:
+    """The configured providers, in the roles that serve sign-in pages (None elsewhere)."""
+    authorization = services_of(request.app).authorization_services
+    return authorization.identity_providers if authorization is not None else None
+
+
 async def account_section(request: Request, session: AsyncSession, user: User) -> dict[str, Any]:
-    providers: Providers | None = getattr(request.app.state, "identity_providers", None)
+    providers = _providers(request)
     buttons = {b.name: b for b in providers.buttons()} if providers else {}
     linked = await service.identities_of(session, user_id=user.id)
     names = {i.provider for i in linked}
@@ -40,7 +47,7 @@ async def account_section(request: Request, session: AsyncSession, user: User) -
 
 def sign_in_buttons(request: Request) -> list[Button]:
     """For the sign-in and sign-up pages (a template global: those routes stay as they are)."""
-    providers: Providers | None = getattr(request.app.state, "identity_providers", None)
+    providers = _providers(request)
     return providers.buttons() if providers else []
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from app.kit.ratelimit import RateLimits, Verdict
+from app.kit.ratelimit import Verdict
 from app.kit.web import render
+from app.state import services_of
 
 
 async def first_refusal(request: Request, *limits: tuple[str, str, str]) -> Verdict | None:
@@ -14,7 +15,7 @@ async def first_refusal(request: Request, *limits: tuple[str, str, str]) -> Verd
 
     Every rule is counted even after a refusal, so hammering one key cannot save the others.
     """
-    store: RateLimits = request.app.state.rate_limits
+    store = services_of(request.app).rate_limits
     refused: Verdict | None = None
     for rule, name, key in limits:
         verdict = await store.hit(store.rule(rule), name, key)

@@ -18,6 +18,7 @@ from app.auth.recovery.tokens import LIFETIMES
 from app.db import SessionDep
 from app.kit.web import CsrfProtected, SettingsDep, client_ip, render
 from app.mail.deps import OutboxDep
+from app.state import services_of
 from app.telemetry import traced
 
 router = APIRouter(tags=["accounts"])
@@ -136,7 +137,7 @@ async def forgot_password(
     # response is identical in content and in cost for a known and an unknown address.
     job = functools.partial(
         service.send_reset_link,
-        request.app.state.sessionmaker,
+        services_of(request.app).sessionmaker,
         settings,
         outbox,
         email=email,
