@@ -18,6 +18,8 @@ from sqlalchemy import text
 
 from app import __version__
 from app.auth.deps import SignInRequired, sign_in_url
+from app.auth.mfa import challenges as mfa_challenges
+from app.auth.mfa.router import router as mfa_router
 from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
@@ -154,6 +156,7 @@ def _install_authorization_server(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.include_router(auth_router)
+    app.include_router(mfa_router)
     app.include_router(oauth_router)
     app.include_router(vault_router)
 
@@ -195,6 +198,7 @@ async def _purge_periodically(app: FastAPI) -> None:
         try:
             async with app.state.sessionmaker() as session, session.begin():
                 counts = await purge(session, settings, app.state.signing_keys.publish_window())
+                counts["mfa_challenges"] = await mfa_challenges.purge(session)
             logger.info("purged expired rows: %s", counts)
         except Exception:  # keep the loop alive; the next round retries
             logger.exception("purge failed")

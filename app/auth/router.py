@@ -17,6 +17,7 @@ from app.auth.deps import (
     CurrentUser,
     OptionalBrowserSession,
 )
+from app.auth.mfa import signin as mfa_signin
 from app.auth.models import BrowserSession
 from app.db import SessionDep
 from app.errors import NotFoundError
@@ -181,6 +182,10 @@ async def sign_in(
             {**context, "error": "That email and password do not match an active account."},
             status_code=401,
         )
+    if second := await mfa_signin.second_step(
+        request, session, settings, user=user, next_path=safe_next(next)
+    ):
+        return second
     await limits.clear(per_account, "signin-account", account_key)
     new = await service.create_session(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
