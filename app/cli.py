@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.mfa.cli import users_reset_mfa
 from app.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -243,12 +244,16 @@ def users_create(
 def users_list() -> None:
     """List user accounts."""
     from app.auth import service
+    from app.auth.mfa.policy import FactorSummary, summaries
 
     async def work(session: AsyncSession) -> list[str]:
         rows = []
+        factors = await summaries(session)
         for user in await service.list_users(session):
             state = "disabled" if user.disabled_at else "active"
-            rows.append(f"{user.id}  {user.email:<40} {state:<8}  {user.name}")
+            mfa = factors.get(user.id, FactorSummary(totp=False, passkeys=0))
+            second = f"2fa:{'totp' if mfa.totp else 'off'} passkeys:{mfa.passkeys}"
+            rows.append(f"{user.id}  {user.email:<40} {state:<8} {second:<22}  {user.name}")
         return rows
 
     rows = _with_session(_settings(), work)
@@ -284,6 +289,9 @@ def users_disable(email: Annotated[str, typer.Argument(help="The user's email.")
 def users_enable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
     """Enable a disabled account again."""
     _set_disabled(email, False)
+
+
+users_cli.command("reset-mfa")(users_reset_mfa)
 
 
 @clients_cli.command("list")

@@ -5,7 +5,10 @@
 "use strict";
 
 (function () {
-  if (!window.PublicKeyCredential || !navigator.credentials) {
+  var host = location.hostname;
+  // An IP address is never a valid RP ID (WebAuthn §5.1.4.1): no passkeys on such a host.
+  if (!window.PublicKeyCredential || !navigator.credentials ||
+      /^[0-9.]+$/.test(host) || host.indexOf(":") >= 0) {
     return;
   }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
@@ -27,6 +28,11 @@ NOTICES = {
     "passkey-added": "Your passkey was added.",
     "passkey-removed": "That passkey was removed.",
 }
+
+
+def passkeys_unavailable() -> Response:
+    body = json.dumps({"error": passkeys.UNAVAILABLE})
+    return Response(body, 409, media_type="application/json")
 
 
 def _envelope(request: Request) -> Envelope:
@@ -56,6 +62,8 @@ async def _page(
             "enrolment": enrolment,
             "codes_left": await recovery.remaining(session, user_id=user.id),
             "passkeys": await passkeys.for_user(session, user.id),
+            "passkeys_available": passkeys.relying_party(settings).available,
+            "passkeys_unavailable": passkeys.UNAVAILABLE,
             "mfa_required": settings.require_mfa and not await has_second_factor(session, user.id),
             **context,
         },
@@ -142,9 +150,8 @@ async def disable_totp(
         good_password, _ = await verify_password(
             password[:MAX_PASSWORD_LENGTH], None if too_long else user.password_hash
         )
-        # Both are checked whatever the first says: the answer does not tell which was wrong.
-        good_code = await totp.verify(session, _envelope(request), row=row, code=code)
-        ok = good_password and good_code
+        # The code only after the password: a wrong password must not spend a good code.
+        ok = good_password and await totp.verify(session, _envelope(request), row=row, code=code)
     if not ok:
         await limits.hit(per_account, "signin-account", key)
         return await _page(
@@ -167,6 +174,8 @@ async def disable_totp(
 async def passkey_registration_options(
     session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> Response:
+    if not passkeys.relying_party(settings).available:
+        return passkeys_unavailable()
     options = await passkeys.registration_options(session, settings, user=user)
     return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
 

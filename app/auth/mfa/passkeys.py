@@ -7,6 +7,7 @@ valid for CHALLENGE_TTL seconds.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import uuid
@@ -51,11 +52,26 @@ class PasskeyError(Exception):
     """The browser's answer does not check; the message is safe to show."""
 
 
+UNAVAILABLE = (
+    "Passkeys need this service on a host name, not an IP address: set PUBLIC_URL to "
+    "http://localhost:PORT (development) or https://your.host."
+)
+
+
 @dataclass(frozen=True)
 class RelyingParty:
     id: str
     origin: str
     name: str = "Gatehouse"
+
+    @property
+    def available(self) -> bool:
+        """Browsers refuse an IP address as RP ID: passkeys need PUBLIC_URL on a host name."""
+        try:
+            ipaddress.ip_address(self.id.strip("[]"))
+        except ValueError:
+            return bool(self.id)
+        return False
 
 
 def relying_party(settings: Settings) -> RelyingParty:

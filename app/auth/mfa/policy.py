@@ -54,15 +54,8 @@ async def summaries(session: AsyncSession) -> dict[uuid.UUID, FactorSummary]:
             )
         ).scalars()
     )
-    counts = dict(
-        (
-            await session.execute(
-                select(WebAuthnCredential.user_id, func.count()).group_by(
-                    WebAuthnCredential.user_id
-                )
-            )
-        ).tuples()
-    )
+    grouped = select(WebAuthnCredential.user_id, func.count()).group_by(WebAuthnCredential.user_id)
+    counts = {user_id: int(count) for user_id, count in (await session.execute(grouped)).all()}
     return {
         user_id: FactorSummary(totp=user_id in enabled, passkeys=int(counts.get(user_id, 0)))
         for user_id in enabled | set(counts)
