@@ -99,7 +99,8 @@ async def test_reset_mfa_removes_the_factors_and_is_audited(
         reset = await cli.run("users", "reset-mfa", email)
         assert reset.code == 0, reset.err
         assert reset.out.startswith(f"removed 1 second factor of {email}")
-        (row,) = [line for line in (await cli.run("users", "list")).out.splitlines() if email in line]
+        listed = await cli.run("users", "list")
+        (row,) = [line for line in listed.out.splitlines() if email in line]
         assert row.split()[3:5] == ["2fa:off", "passkeys:0"]
 
         client.cookies.clear()

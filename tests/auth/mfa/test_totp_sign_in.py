@@ -14,7 +14,6 @@ from app.audit import AuditEvent
 from tests.auth.mfa.support import (
     SECURITY,
     codes_on,
-    current_step,
     enrol_totp,
     secret_on,
     submit_code,
@@ -167,9 +166,7 @@ async def test_next_survives_the_second_step(client: httpx.AsyncClient) -> None:
     assert 'name="pending"' in consent.text
 
 
-async def test_the_pending_sign_in_is_single_use(
-    client: httpx.AsyncClient, app: FastAPI
-) -> None:
+async def test_the_pending_sign_in_is_single_use(client: httpx.AsyncClient, app: FastAPI) -> None:
     email = await sign_up(client)
     totp = await enrol_totp(client)
     await signed_out(client)
@@ -217,7 +214,8 @@ async def test_turning_off_needs_the_password_and_a_current_code(
     assert "On. Signing in asks" in (await client.get(SECURITY)).text
 
     # The wrong password did not spend the code it came with.
-    off = await form_post(client, SECURITY, action, {"password": PASSWORD, "code": totp.next_code()})
+    good = {"password": PASSWORD, "code": totp.next_code()}
+    off = await form_post(client, SECURITY, action, good)
     assert off.status_code == 303
     page = await client.get(off.headers["location"])
     assert "Two-factor sign-in with an authenticator app is off." in page.text
