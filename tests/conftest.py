@@ -185,15 +185,19 @@ class LiveServer:
             self.process.kill()
 
 
-def start_server(backend: Backend, tmp: Path, **env_overrides: str) -> LiveServer:
-    """`python -m app serve` as a real process, the way `make run` starts it."""
+def start_server(
+    backend: Backend, tmp: Path, public_host: str = "127.0.0.1", **env_overrides: str
+) -> LiveServer:
+    """`python -m app serve` as a real process, the way `make run` starts it.
+
+    `public_host="localhost"` for WebAuthn, whose RP ID cannot be an IP address."""
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": backend.url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PUBLIC_URL": f"http://{public_host}:{port}",
         "SECRET_KEY": TEST_SECRET_KEY,
         "VAULT_KEYS": TEST_VAULT_KEYS,
         "VAR_DIR": str(tmp),
