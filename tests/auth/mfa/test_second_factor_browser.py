@@ -169,9 +169,24 @@ async def test_a_passkey_signs_in_alone_and_as_the_second_factor(
 
     # First factor: no email, no password.
     await _sign_out(page)
-    await page.click("text=Sign in with a passkey")
+    async with page.expect_request(f"{url}/passkey-sign-in") as posted:
+        await page.click("text=Sign in with a passkey")
     await page.wait_for_url("**/account")
     assert await page.text_content("#account-email") == email
+    # The same signed answer again (its challenge already spent) opens nothing.
+    await _sign_out(page)
+    replayed = await context.request.post(
+        f"{url}/passkey-sign-in",
+        data=(await posted.value).post_data,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": url},
+        max_redirects=0,
+    )
+    assert replayed.status == 401
+    assert "expired or was already used" in await replayed.text()
+    await page.goto(f"{url}/account")
+    assert "/sign-in" in page.url
+    await page.click("text=Sign in with a passkey")
+    await page.wait_for_url("**/account")
     await page.goto(f"{url}/account/security")
     assert "never" not in (await page.locator("tr.passkey-row").text_content() or "")
 
