@@ -134,6 +134,22 @@ async def confirm(session: AsyncSession, envelope: Envelope, *, row: TotpFactor,
     return True
 
 
+async def rewrap(session: AsyncSession, envelope: Envelope) -> int:
+    """Re-wrap every TOTP secret not under the active master key (for `vault rekey`)."""
+    active = envelope.provider.active_kid
+    rows = (
+        await session.execute(select(TotpFactor).where(TotpFactor.master_kid != active))
+    ).scalars()
+    count = 0
+    for row in rows:
+        new = await envelope.rewrap(
+            Sealed.from_bytes(row.sealed_secret), context=context(row.user_id)
+        )
+        row.sealed_secret, row.master_kid = new.to_bytes(), new.kid
+        count += 1
+    return count
+
+
 async def remove(session: AsyncSession, *, user_id: uuid.UUID) -> bool:
     result = await session.execute(delete(TotpFactor).where(TotpFactor.user_id == user_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -16,12 +16,14 @@ from app.audit import AuditEvent
 from app.auth.mfa import totp as totp_service
 from app.auth.mfa.models import TotpFactor
 from app.auth.mfa.policy import approval_blocker
-from app.kit.envelope import DecryptionError
+from app.kit.envelope import DecryptionError, Envelope, LocalKeyProvider
 from tests.auth.mfa.support import SECURITY, enrol_totp, submit_code
 from tests.auth.test_secrets_at_rest import dump_database
-from tests.conftest import Backend, client_for, make_settings, running_app
+from tests.conftest import TEST_VAULT_KEYS, Backend, client_for, make_settings, running_app
 from tests.helpers import db_all, db_scalar, sign_in, sign_up, user_by_email
 from tests.test_cli import CliDatabase, cli, cli_app, create  # noqa: F401 - fixtures
+
+NEW_KEY = "new1:" + "B" * 43 + "="
 
 
 async def test_no_totp_secret_or_recovery_code_is_stored_in_plaintext(
@@ -143,3 +145,25 @@ async def test_one_recovery_code_presented_twice_at_once_signs_in_once(
     finally:
         for browser in browsers:
             await browser.aclose()
+
+
+async def test_rewrap_moves_totp_secrets_to_the_new_master_key(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    email = await sign_up(client)
+    totp = await enrol_totp(client)
+    user = await user_by_email(app, email)
+    rotated = Envelope(LocalKeyProvider.from_env_value(f"{NEW_KEY},{TEST_VAULT_KEYS}"))
+    async with app.state.sessionmaker() as session, session.begin():
+        assert await totp_service.rewrap(session, rotated) >= 1
+    row = await db_scalar(app, select(TotpFactor).where(TotpFactor.user_id == user.id))
+    assert row is not None
+    assert row.master_kid == "new1"
+    only_new = Envelope(LocalKeyProvider.from_env_value(NEW_KEY))
+    assert (await totp_service.open_secret(only_new, row)).reveal() == totp.secret
+    # Back under the test key (active first, new1 still known), as the other tests expect.
+    back = Envelope(LocalKeyProvider.from_env_value(f"{TEST_VAULT_KEYS},{NEW_KEY}"))
+    async with app.state.sessionmaker() as session, session.begin():
+        assert await totp_service.rewrap(session, back) >= 1
+    row = await db_scalar(app, select(TotpFactor).where(TotpFactor.user_id == user.id))
+    assert (await totp_service.open_secret(app.state.envelope, row)).reveal() == totp.secret
