@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -31,16 +32,25 @@ def _restart(next_path: str = "/account") -> RedirectResponse:
     return RedirectResponse(sign_in_url(next_path), status_code=303)
 
 
+@dataclass(frozen=True)
+class _Waiting:
+    """A browser between its password and its second factor."""
+
+    state: Pending
+    user: User
+    totp_on: bool  # else only a passkey can finish (no code field is shown)
+
+
 async def _pending_user(
     request: Request, session: AsyncSession, settings: Settings
-) -> tuple[Pending, User] | None:
+) -> _Waiting | None:
     state = signin.pending(request, settings)
     if state is None:
         return None
     user = await session.get(User, state.user_id)
     if user is None or user.disabled_at is not None:
         return None
-    return state, user
+    return _Waiting(state, user, await totp.is_enabled(session, user.id))
 
 
 class _Limits:
@@ -70,23 +80,29 @@ class _Limits:
 
 
 def _code_page(
-    request: Request, *, error: str = "", status_code: int = 200, retry_after: int = 0
+    request: Request,
+    waiting: _Waiting,
+    *,
+    error: str = "",
+    status_code: int = 200,
+    retry_after: int = 0,
 ) -> HTMLResponse:
     return render(
         request,
         "second_factor.html",
-        {"error": error},
+        {"error": error, "totp_on": waiting.totp_on},
         status_code=status_code,
         headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
 
 
-def _throttled(request: Request, verdict: Verdict) -> HTMLResponse:
+def _throttled(request: Request, waiting: _Waiting, verdict: Verdict) -> HTMLResponse:
     minutes = max(1, round(verdict.retry_after / 60))
     note(gatehouse__outcome="failure", gatehouse__reason="throttled")
     signin_failures.add(1, {"gatehouse.reason": "throttled"})
     return _code_page(
         request,
+        waiting,
         error=f"Too many failed attempts. Try again in {minutes} minute"
         + ("s." if minutes != 1 else "."),
         status_code=429,
@@ -116,7 +132,7 @@ async def second_factor_page(
     found = await _pending_user(request, session, settings)
     if found is None:
         return _restart()
-    return _code_page(request)
+    return _code_page(request, found)
 
 
 @router.post(SECOND_FACTOR_PAGE, response_class=HTMLResponse, dependencies=[CsrfProtected])
@@ -126,11 +142,11 @@ async def second_factor(
     found = await _pending_user(request, session, settings)
     if found is None:
         return _restart()
-    state, user = found
+    state, user = found.state, found.user
     limits = _Limits(request, settings, user)
     verdict = await limits.check()
     if not verdict.allowed:
-        return _throttled(request, verdict)
+        return _throttled(request, found, verdict)
     method = "totp" if totp.looks_like_totp(code) else "recovery-code"
     if method == "totp":
         row = await totp.find(session, user.id)
@@ -145,6 +161,7 @@ async def second_factor(
         await _failed(request, session, limits, user, "bad_second_factor")
         return _code_page(
             request,
+            found,
             error="That code is not right, or it was already used. Enter the current code from "
             "your authenticator app, or one of your recovery codes.",
             status_code=401,
@@ -166,7 +183,7 @@ async def second_factor_passkey_options(
         return Response('{"error":"sign in again"}', 401, media_type="application/json")
     if not passkeys.relying_party(settings).available:
         return passkeys_unavailable()
-    options = await passkeys.authentication_options(session, settings, user_id=found[1].id)
+    options = await passkeys.authentication_options(session, settings, user_id=found.user.id)
     return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -177,16 +194,16 @@ async def second_factor_passkey(
     found = await _pending_user(request, session, settings)
     if found is None:
         return _restart()
-    state, user = found
+    state, user = found.state, found.user
     limits = _Limits(request, settings, user)
     verdict = await limits.check()
     if not verdict.allowed:
-        return _throttled(request, verdict)
+        return _throttled(request, found, verdict)
     try:
         await passkeys.authenticate(session, settings, credential_json=credential, user_id=user.id)
     except passkeys.PasskeyError as exc:
         await _failed(request, session, limits, user, "bad_passkey")
-        return _code_page(request, error=str(exc), status_code=401)
+        return _code_page(request, found, error=str(exc), status_code=401)
     if not await signin.spend(session, settings, state):
         return _restart(state.next_path)
     await limits.succeeded()

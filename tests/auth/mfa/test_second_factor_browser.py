@@ -194,7 +194,7 @@ async def test_a_passkey_signs_in_alone_and_as_the_second_factor(
     await _sign_out(page)
     await _password(page, url, email)
     await page.wait_for_url("**/second-factor")
-    await page.click("text=Use a passkey instead")
+    await page.click("text=Use a passkey")
     await page.wait_for_url("**/account")
     assert await page.text_content("#account-email") == email
     await context.close()
