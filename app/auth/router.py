@@ -182,6 +182,7 @@ async def sign_in(
             {**context, "error": "That email and password do not match an active account."},
             status_code=401,
         )
+    # Before the limits are cleared: the code page spends the same budget as the password.
     if second := await mfa_signin.second_step(
         request, session, settings, user=user, next_path=safe_next(next)
     ):

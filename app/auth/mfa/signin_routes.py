@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,10 +18,12 @@ from app.auth.mfa.signin import SECOND_FACTOR_PAGE, Pending
 from app.auth.models import User
 from app.config import Settings
 from app.db import SessionDep
+from app.kit.envelope import DecryptionError
 from app.kit.ratelimit import RateLimits, Verdict
 from app.kit.web import CsrfProtected, SettingsDep, client_ip, render, safe_next
 from app.telemetry import note, signin_failures
 
+logger = logging.getLogger("gatehouse.mfa")
 router = APIRouter(tags=["second factors"])
 
 FormStr = Annotated[str, Form()]
@@ -125,6 +128,18 @@ async def _failed(
     )
 
 
+async def _code_checks(
+    request: Request, session: AsyncSession, settings: Settings, *, user: User, code: str
+) -> bool:
+    """A TOTP code (6 digits) or a recovery code (anything else), spent if it checks."""
+    if not totp.looks_like_totp(code):
+        return await recovery.use(session, settings, user_id=user.id, code=code)
+    row = await totp.find(session, user.id)
+    if row is None or row.confirmed_at is None:
+        return False
+    return await totp.verify(session, request.app.state.envelope, row=row, code=code)
+
+
 @router.get(SECOND_FACTOR_PAGE, response_class=HTMLResponse)
 async def second_factor_page(
     request: Request, session: SessionDep, settings: SettingsDep
@@ -148,15 +163,19 @@ async def second_factor(
     if not verdict.allowed:
         return _throttled(request, found, verdict)
     method = "totp" if totp.looks_like_totp(code) else "recovery-code"
-    if method == "totp":
-        row = await totp.find(session, user.id)
-        ok = (
-            row is not None
-            and row.confirmed_at is not None
-            and await totp.verify(session, request.app.state.envelope, row=row, code=code)
+    try:
+        ok = await _code_checks(request, session, settings, user=user, code=code)
+    except DecryptionError:
+        # Our fault (a vault key was removed too soon), not the person's: no failure counted.
+        logger.warning("a TOTP secret cannot be opened (user %s): check VAULT_KEYS", user.id)
+        return _code_page(
+            request,
+            found,
+            error="Authenticator codes cannot be checked right now. Use a recovery code or a "
+            "passkey, or try again later.",
+            status_code=503,
+            retry_after=60,
         )
-    else:
-        ok = await recovery.use(session, settings, user_id=user.id, code=code)
     if not ok:
         await _failed(request, session, limits, user, "bad_second_factor")
         return _code_page(

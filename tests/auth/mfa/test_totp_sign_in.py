@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.audit import AuditEvent
+from app.auth.mfa.models import TotpFactor
 from tests.auth.mfa.support import (
     SECURITY,
     codes_on,
@@ -20,7 +21,17 @@ from tests.auth.mfa.support import (
     wrong_code,
 )
 from tests.conftest import Backend, client_for, make_settings, running_app
-from tests.helpers import PASSWORD, form_post, sessions_of, sign_in, sign_up, user_by_email
+from tests.helpers import (
+    PASSWORD,
+    db_all,
+    db_scalar,
+    db_write,
+    form_post,
+    sessions_of,
+    sign_in,
+    sign_up,
+    user_by_email,
+)
 from tests.oauth.flow import Authorization, register
 
 
@@ -123,8 +134,6 @@ async def test_a_code_signs_in_once_and_a_replay_is_refused(
 
 
 async def _events(app: FastAPI, email: str) -> list[tuple[AuditEvent]]:
-    from tests.helpers import db_all
-
     user = await user_by_email(app, email)
     return await db_all(  # type: ignore[return-value]
         app, select(AuditEvent).where(AuditEvent.user_id == user.id).order_by(AuditEvent.at)
@@ -265,3 +274,30 @@ async def test_malformed_codes_are_refused_plainly(client: httpx.AsyncClient, co
     answer = await submit_code(client, code)
     assert answer.status_code == 401
     assert "That code is not right" in answer.text
+
+
+async def test_an_unreadable_totp_secret_is_our_fault_not_a_wrong_code(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    other = await sign_up(client)
+    await enrol_totp(client)
+    await signed_out(client)
+    email = await sign_up(client)
+    totp = await enrol_totp(client)
+    await signed_out(client)
+    # Another person's sealed secret in this row: the AAD (user id) no longer matches.
+    mine = (await user_by_email(app, email)).id
+    theirs = (await user_by_email(app, other)).id
+    their_row = await db_scalar(app, select(TotpFactor).where(TotpFactor.user_id == theirs))
+    await db_write(
+        app,
+        update(TotpFactor)
+        .where(TotpFactor.user_id == mine)
+        .values(sealed_secret=their_row.sealed_secret),
+    )
+    await sign_in(client, email)
+    answer = await submit_code(client, totp.next_code())
+    assert answer.status_code == 503
+    assert int(answer.headers["retry-after"]) > 0
+    assert "Use a recovery code" in answer.text
+    assert (await submit_code(client, totp.recovery_codes[0])).status_code == 303
