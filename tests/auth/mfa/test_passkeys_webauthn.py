@@ -12,10 +12,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.auth.mfa.policy import approval_blocker
 from tests.auth.mfa.soft_authenticator import SoftAuthenticator, b64url
 from tests.auth.mfa.support import SECURITY
 from tests.conftest import Backend, client_for, make_settings, running_app
-from tests.helpers import csrf_from, form_post, sign_in, sign_up
+from tests.helpers import csrf_from, form_post, sign_in, sign_up, user_by_email
 
 PUBLIC_URL = "http://localhost:8000"  # a host name: an IP address is never an RP ID
 
@@ -193,3 +194,16 @@ def test_the_soft_authenticator_builds_what_py_webauthn_parses() -> None:
         authenticator.get({"rpId": "localhost", "challenge": "abc"})
     )
     assert json.loads(parsed.response.client_data_json)["origin"] == PUBLIC_URL
+
+
+async def test_a_passkey_alone_satisfies_require_mfa(
+    web: httpx.AsyncClient, passkey_app: FastAPI
+) -> None:
+    email = await sign_up(web)
+    user = await user_by_email(passkey_app, email)
+    required = passkey_app.state.settings.model_copy(update={"require_mfa": True})
+    async with passkey_app.state.sessionmaker() as session:
+        assert await approval_blocker(session, user, required) is not None
+    await add_passkey(web)
+    async with passkey_app.state.sessionmaker() as session:
+        assert await approval_blocker(session, user, required) is None

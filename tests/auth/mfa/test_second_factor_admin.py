@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.audit import AuditEvent
+from app.auth.mfa import challenges
 from app.auth.mfa import totp as totp_service
-from app.auth.mfa.models import TotpFactor
+from app.auth.mfa.models import MfaChallenge, TotpFactor
 from app.auth.mfa.policy import approval_blocker
+from app.db import utcnow
 from app.kit.envelope import DecryptionError, Envelope, LocalKeyProvider
 from tests.auth.mfa.support import SECURITY, enrol_totp, submit_code
 from tests.auth.test_secrets_at_rest import dump_database
@@ -167,3 +169,19 @@ async def test_rewrap_moves_totp_secrets_to_the_new_master_key(
         assert await totp_service.rewrap(session, back) >= 1
     row = await db_scalar(app, select(TotpFactor).where(TotpFactor.user_id == user.id))
     assert (await totp_service.open_secret(app.state.envelope, row)).reveal() == totp.secret
+
+
+async def test_the_purge_deletes_expired_challenges_only(app: FastAPI) -> None:
+    settings = app.state.settings
+    async with app.state.sessionmaker() as session, session.begin():
+        await challenges.issue(
+            session, settings, value="old-" + uuid.uuid4().hex, purpose="t", user_id=None, ttl=-1
+        )
+        await challenges.issue(
+            session, settings, value="new-" + uuid.uuid4().hex, purpose="t", user_id=None, ttl=300
+        )
+    async with app.state.sessionmaker() as session, session.begin():
+        assert await challenges.purge(session) >= 1
+    left = await db_all(app, select(MfaChallenge).where(MfaChallenge.purpose == "t"))
+    assert len(left) >= 1
+    assert all(row.expires_at > utcnow() for (row,) in left)
