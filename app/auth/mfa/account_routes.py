@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import audit
 from app.auth.deps import CurrentUser
-from app.auth.mfa import passkeys, recovery, totp
+from app.auth.mfa import options, passkeys, recovery, totp
 from app.auth.mfa.policy import SECURITY_PAGE, has_second_factor
 from app.auth.models import User
 from app.auth.passwords import MAX_PASSWORD_LENGTH, verify_password
@@ -28,11 +27,6 @@ NOTICES = {
     "passkey-added": "Your passkey was added.",
     "passkey-removed": "That passkey was removed.",
 }
-
-
-def passkeys_unavailable() -> Response:
-    body = json.dumps({"error": passkeys.UNAVAILABLE})
-    return Response(body, 409, media_type="application/json")
 
 
 def _envelope(request: Request) -> Envelope:
@@ -172,12 +166,11 @@ async def disable_totp(
 
 @router.post(SECURITY_PAGE + "/passkeys/options", dependencies=[CsrfProtected])
 async def passkey_registration_options(
-    session: SessionDep, settings: SettingsDep, user: CurrentUser
+    request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> Response:
-    if not passkeys.relying_party(settings).available:
-        return passkeys_unavailable()
-    options = await passkeys.registration_options(session, settings, user=user)
-    return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
+    if refused := await options.refusal(request, settings):
+        return refused
+    return options.answer(await passkeys.registration_options(session, settings, user=user))
 
 
 @router.post(SECURITY_PAGE + "/passkeys", dependencies=[CsrfProtected])

@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth.deps import sign_in_url
-from app.auth.mfa import passkeys, recovery, signin, totp
-from app.auth.mfa.account_routes import passkeys_unavailable
+from app.auth.mfa import options, passkeys, recovery, signin, totp
 from app.auth.mfa.signin import SECOND_FACTOR_PAGE, Pending
 from app.auth.models import User
 from app.config import Settings
@@ -200,10 +199,10 @@ async def second_factor_passkey_options(
     found = await _pending_user(request, session, settings)
     if found is None:
         return Response('{"error":"sign in again"}', 401, media_type="application/json")
-    if not passkeys.relying_party(settings).available:
-        return passkeys_unavailable()
-    options = await passkeys.authentication_options(session, settings, user_id=found.user.id)
-    return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
+    if refused := await options.refusal(request, settings):
+        return refused
+    made = await passkeys.authentication_options(session, settings, user_id=found.user.id)
+    return options.answer(made)
 
 
 @router.post(SECOND_FACTOR_PAGE + "/passkey", dependencies=[CsrfProtected])
@@ -235,22 +234,9 @@ async def second_factor_passkey(
 async def passkey_sign_in_options(
     request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    if not passkeys.relying_party(settings).available:
-        return passkeys_unavailable()
-    # Unauthenticated, and each call stores a row: counted per address before any work.
-    limits: RateLimits = request.app.state.rate_limits
-    verdict = await limits.hit(
-        limits.rule(settings.signin_limit_ip), "passkey-options-ip", client_ip(request) or "?"
-    )
-    if not verdict.allowed:
-        return Response(
-            '{"error":"too many attempts"}',
-            429,
-            media_type="application/json",
-            headers={"Retry-After": str(verdict.retry_after)},
-        )
-    options = await passkeys.authentication_options(session, settings, user_id=None)
-    return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
+    if refused := await options.refusal(request, settings):
+        return refused
+    return options.answer(await passkeys.authentication_options(session, settings, user_id=None))
 
 
 @router.post(PASSKEY_SIGN_IN, response_class=HTMLResponse, dependencies=[CsrfProtected])

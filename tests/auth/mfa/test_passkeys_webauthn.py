@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -207,3 +208,20 @@ async def test_a_passkey_alone_satisfies_require_mfa(
     await add_passkey(web)
     async with passkey_app.state.sessionmaker() as session:
         assert await approval_blocker(session, user, required) is None
+
+
+async def test_passkey_challenges_are_rate_limited_per_address(
+    backend: Backend, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        backend, tmp_path, public_url=PUBLIC_URL, signin_limit_ip="2 per 15 minutes"
+    )
+    async with running_app(settings) as app, client_for(app, "10.9.8.7") as client:
+        token = csrf_from((await client.get("/sign-in")).text)
+        for _ in range(2):
+            made = await client.post("/passkey-sign-in/options", data={"csrf_token": token})
+            assert made.status_code == 200
+        refused = await client.post("/passkey-sign-in/options", data={"csrf_token": token})
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+        assert "Too many passkey requests" in refused.json()["error"]
