@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     vault_keys: SecretStr | None = None
     redis_url: str | None = None
     allow_signup: bool = True
+    require_mfa: bool = False  # REQUIRE_MFA: approving a client needs a second factor
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access_token_ttl: int = Field(default=3600, ge=60, le=86400)

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.mfa import challenges as mfa_challenges
 from app.auth.purge import purge_sessions
 from app.auth.recovery.tokens import purge as purge_account_links
 from app.config import Settings
@@ -21,4 +22,5 @@ async def purge(session: AsyncSession, settings: Settings, key_window: timedelta
     counts = await purge_oauth(session, settings=settings, key_window=key_window)
     counts |= await purge_sessions(session)
     counts["account_links"] = await purge_account_links(session)
+    counts["mfa_challenges"] = await mfa_challenges.purge(session)
     return counts

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import __version__
 from app.auth.approval import AccountApprovalGate
 from app.auth.deps import SignInRequired, sign_in_url
+from app.auth.mfa.router import router as mfa_router
 from app.auth.recovery.router import router as recovery_router
 from app.auth.router import router as auth_router
 from app.auth.signin_limits import SignInLimits
@@ -252,6 +253,7 @@ def _install_authorization_server(app: FastAPI) -> None:
     app.include_router(auth_router)
     app.include_router(recovery_router)
     app.include_router(identity_router)
+    app.include_router(mfa_router)
     app.include_router(oauth_router)
     app.include_router(vault_router)
 

@@ -1,6 +1,7 @@
 """Every feature's models, imported so Alembic and create_all see one metadata."""
 
 from app.audit import AuditEvent
+from app.auth.mfa.models import MfaChallenge, RecoveryCode, TotpFactor, WebAuthnCredential
 from app.auth.models import BrowserSession, User
 from app.auth.recovery.models import AccountToken
 from app.db import Base
@@ -24,12 +25,16 @@ __all__ = [
     "BrowserSession",
     "Credential",
     "Identity",
+    "MfaChallenge",
     "Note",
     "OAuthClient",
     "OAuthConsent",
     "OAuthGrant",
+    "RecoveryCode",
     "RefreshToken",
     "SigningKey",
     "UsedSignInState",
+    "TotpFactor",
     "User",
+    "WebAuthnCredential",
 ]

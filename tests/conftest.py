@@ -186,17 +186,24 @@ class LiveServer:
 
 
 def start_server(
-    backend: Backend, tmp: Path, *, port: int | None = None, **env_overrides: str
+    backend: Backend,
+    tmp: Path,
+    *,
+    port: int | None = None,
+    public_host: str = "127.0.0.1",
+    **env_overrides: str,
 ) -> LiveServer:
     """`python -m app serve` as a real process, the way `make run` starts it (on `port`, when
-    the test must know it first: an identity provider registers its callback URL)."""
+    the test must know it first: an identity provider registers its callback URL).
+
+    `public_host="localhost"` for WebAuthn, whose RP ID cannot be an IP address."""
     port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": backend.url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PUBLIC_URL": f"http://{public_host}:{port}",
         "SECRET_KEY": TEST_SECRET_KEY,
         "VAULT_KEYS": TEST_VAULT_KEYS,
         "VAR_DIR": str(tmp),

@@ -109,7 +109,16 @@ async def test_users_create_adds_an_account_that_list_shows_active(cli: CliDatab
     listed = await cli.run("users", "list")
     assert listed.code == 0
     (row,) = [line for line in listed.out.splitlines() if email in line]
-    assert row.split() == [user_id, email, "active", "Ada", "Lovelace"]
+    assert row.split() == [
+        user_id,
+        email,
+        "active",
+        "verified",
+        "2fa:off",
+        "passkeys:0",
+        "Ada",
+        "Lovelace",
+    ]
 
 
 async def test_users_create_refuses_a_short_password(cli: CliDatabase) -> None:

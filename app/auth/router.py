@@ -19,6 +19,7 @@ from app.auth.deps import (
     signed_in_redirect,
 )
 from app.auth.devices import known_device, remember_device
+from app.auth.mfa import signin as mfa_signin
 from app.auth.models import BrowserSession
 from app.auth.recovery.service import send_verification
 from app.auth.signin_limits import Attempt
@@ -235,6 +236,11 @@ async def sign_in(
         await guard.failed(session, attempt)
         error = "That email and password do not match an active account."
         return render(request, "sign_in.html", {**context, "error": error}, status_code=401)
+    # Before the budget is cleared: the code page spends the same budget as the password.
+    if second := await mfa_signin.second_step(
+        request, session, settings, user=signed_in, next_path=safe_next(next)
+    ):
+        return second
     await guard.succeeded(attempt)
     new = await service.create_session(
         session, settings, user=signed_in, ip=ip, user_agent=request.headers.get("user-agent")

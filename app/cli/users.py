@@ -8,6 +8,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service
+from app.auth.mfa import policy as mfa_policy
 from app.auth.recovery.service import admin_reset_link
 from app.cli import common
 
@@ -38,9 +39,15 @@ def users_create(
 
 async def _rows(session: AsyncSession) -> list[str]:
     rows = []
+    factors = await mfa_policy.summaries(session)
     for user in await service.list_users(session):
         state = "disabled" if user.disabled_at else "active"
-        rows.append(f"{user.id}  {user.email:<40} {state:<8}  {user.name}")
+        verified = "verified" if user.email_verified_at else "unverified"
+        mfa = factors.get(user.id, mfa_policy.FactorSummary(totp=False, passkeys=0))
+        second = f"2fa:{'totp' if mfa.totp else 'off'} passkeys:{mfa.passkeys}"
+        rows.append(
+            f"{user.id}  {user.email:<40} {state:<8} {verified:<10} {second:<22}  {user.name}"
+        )
     return rows
 
 
@@ -91,4 +98,21 @@ def users_reset_password(email: Annotated[str, typer.Argument(help="The user's e
         "Hand this link to the person over a channel you trust. It works once, for 30 minutes; "
         "using it signs out every session of the account.",
         err=True,
+    )
+
+
+@app.command("reset-mfa")
+def users_reset_mfa(email: Annotated[str, typer.Argument(help="The account's email.")]) -> None:
+    """Remove every second factor of an account (TOTP, recovery codes, passkeys); audited."""
+
+    async def work(session: AsyncSession) -> int | None:
+        user = await service.find_user_by_email(session, email)
+        return None if user is None else await mfa_policy.reset(session, user=user, actor="cli")
+
+    removed = common.with_session(common.settings(), work)
+    if removed is None:
+        raise common.fail(f"no user with email {email}")
+    typer.echo(
+        f"removed {removed} second factor{'' if removed == 1 else 's'} of {email}; "
+        "they sign in with their password alone until they set one up again"
     )

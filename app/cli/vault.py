@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from app.auth.mfa.totp import rewrap as rewrap_totp
 from app.cli import common
 from app.config import Settings
 from app.kit.envelope import DecryptionError, Envelope
@@ -72,6 +73,13 @@ def vault_rekey(
         typer.secho("a signing key could not be opened with the configured keys", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"re-wrapped {keys} signing key(s) under {envelope.provider.active_kid}")
+    # So are the second factors' TOTP secrets: left under a removed key, nobody could sign in.
+    try:
+        totp = common.with_session(settings, partial(rewrap_totp, envelope=envelope))
+    except DecryptionError:
+        typer.secho("a TOTP secret could not be opened with the configured keys", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"re-wrapped {totp} TOTP secret(s) under {envelope.provider.active_kid}")
     if unreadable:
         typer.secho(
             f"{unreadable} credential(s) could not be opened with the configured keys "

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.auth import service as accounts
 from app.auth.deps import signed_in_redirect
+from app.auth.mfa import signin as mfa_signin
 from app.identity import service
 from app.identity.flow import LINK_COOKIE, LINK_TTL, STATE_COOKIE, Pending, link_cookie
 from app.identity.upstream import Upstream, UpstreamPerson
@@ -63,6 +64,13 @@ async def resolution_response(
     ip = client_ip(request)
     if isinstance(resolution, service.SignIn):
         user = resolution.user
+        # A second factor turned on here is asked for after a provider too: it is this account's
+        # rule, whoever vouched for the person's first factor.
+        second = await mfa_signin.second_step(
+            request, session, settings, user=user, next_path=safe_next(next_path)
+        )
+        if second is not None:
+            return second
         new = await accounts.create_session(
             session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -55,6 +56,7 @@ class BrowserApprover:
     email: str
     password: str = PASSWORD
     grant_write: bool = True
+    second_factor: Callable[[], str] | None = None  # a code for /second-factor, if asked
     consents_seen: int = 0
     authorize_urls: list[str] = field(default_factory=list)
     _result: asyncio.Future[AuthorizationCodeResult] | None = None
@@ -77,6 +79,10 @@ class BrowserApprover:
             await page.fill("#email", self.email)
             await page.fill("#password", self.password)
             await page.click("button[type=submit]")
+            if self.second_factor is not None:
+                await page.wait_for_url("**/second-factor")
+                await page.fill("#code", self.second_factor())
+                await page.click("button[type=submit]")
         heading = page.locator("#consent-heading")
         with contextlib.suppress(PlaywrightTimeout):  # consent remembered: straight back
             await heading.wait_for(timeout=3000)

@@ -1,0 +1,274 @@
+"""The code page after the password, and signing in with a passkey instead of a password."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.auth.deps import sign_in_url
+from app.auth.mfa import options, passkeys, recovery, signin, totp
+from app.auth.mfa.signin import SECOND_FACTOR_PAGE, Pending
+from app.auth.models import User
+from app.config import Settings
+from app.db import SessionDep
+from app.kit.envelope import DecryptionError
+from app.kit.ratelimit import RateLimits, Verdict
+from app.kit.web import CsrfProtected, SettingsDep, client_ip, render, safe_next
+from app.telemetry import note, signin_failures
+
+logger = logging.getLogger("gatehouse.mfa")
+router = APIRouter(tags=["second factors"])
+
+FormStr = Annotated[str, Form()]
+PASSKEY_SIGN_IN = "/passkey-sign-in"
+
+
+def _restart(next_path: str = "/account") -> RedirectResponse:
+    """Back to the password: the pending sign-in is gone, expired or spent."""
+    return RedirectResponse(sign_in_url(next_path), status_code=303)
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A browser between its password and its second factor."""
+
+    state: Pending
+    user: User
+    totp_on: bool  # else only a passkey can finish (no code field is shown)
+
+
+async def _pending_user(
+    request: Request, session: AsyncSession, settings: Settings
+) -> _Waiting | None:
+    state = signin.pending(request, settings)
+    if state is None:
+        return None
+    user = await session.get(User, state.user_id)
+    if user is None or user.disabled_at is not None:
+        return None
+    return _Waiting(state, user, await totp.is_enabled(session, user.id))
+
+
+class _Limits:
+    """The sign-in's own counters (the same keys), so codes and passwords share one budget."""
+
+    def __init__(self, request: Request, settings: Settings, user: User | None) -> None:
+        self.limits: RateLimits = request.app.state.rate_limits
+        self.account = (self.limits.rule(settings.signin_limit_account), "signin-account")
+        self.ip = (self.limits.rule(settings.signin_limit_ip), "signin-ip")
+        self.account_key = user.email.lower()[:320] if user else None
+        self.ip_key = client_ip(request) or "unknown"
+
+    async def check(self) -> Verdict:
+        verdict = await self.limits.check(self.ip[0], self.ip[1], self.ip_key)
+        if verdict.allowed and self.account_key is not None:
+            verdict = await self.limits.check(self.account[0], self.account[1], self.account_key)
+        return verdict
+
+    async def failed(self) -> None:
+        await self.limits.hit(self.ip[0], self.ip[1], self.ip_key)
+        if self.account_key is not None:
+            await self.limits.hit(self.account[0], self.account[1], self.account_key)
+
+    async def succeeded(self) -> None:
+        if self.account_key is not None:
+            await self.limits.clear(self.account[0], self.account[1], self.account_key)
+
+
+def _code_page(
+    request: Request,
+    waiting: _Waiting,
+    *,
+    error: str = "",
+    status_code: int = 200,
+    retry_after: int = 0,
+) -> HTMLResponse:
+    return render(
+        request,
+        "second_factor.html",
+        {"error": error, "totp_on": waiting.totp_on},
+        status_code=status_code,
+        headers={"Retry-After": str(retry_after)} if retry_after else None,
+    )
+
+
+def _throttled(request: Request, waiting: _Waiting, verdict: Verdict) -> HTMLResponse:
+    minutes = max(1, round(verdict.retry_after / 60))
+    note(gatehouse__outcome="failure", gatehouse__reason="throttled")
+    signin_failures.add(1, {"gatehouse.reason": "throttled"})
+    return _code_page(
+        request,
+        waiting,
+        error=f"Too many failed attempts. Try again in {minutes} minute"
+        + ("s." if minutes != 1 else "."),
+        status_code=429,
+        retry_after=verdict.retry_after,
+    )
+
+
+async def _failed(
+    request: Request, session: AsyncSession, limits: _Limits, user: User | None, reason: str
+) -> None:
+    await limits.failed()
+    note(gatehouse__outcome="failure", gatehouse__reason=reason)
+    signin_failures.add(1, {"gatehouse.reason": reason})
+    audit.record(
+        session,
+        "signin.failure",
+        user_id=user.id if user else None,
+        ip=client_ip(request),
+        reason=reason,
+    )
+
+
+async def _code_checks(
+    request: Request, session: AsyncSession, settings: Settings, *, user: User, code: str
+) -> bool:
+    """A TOTP code (6 digits) or a recovery code (anything else), spent if it checks."""
+    if not totp.looks_like_totp(code):
+        return await recovery.use(session, settings, user_id=user.id, code=code)
+    row = await totp.find(session, user.id)
+    if row is None or row.confirmed_at is None:
+        return False
+    return await totp.verify(session, request.app.state.envelope, row=row, code=code)
+
+
+@router.get(SECOND_FACTOR_PAGE, response_class=HTMLResponse)
+async def second_factor_page(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    found = await _pending_user(request, session, settings)
+    if found is None:
+        return _restart()
+    return _code_page(request, found)
+
+
+@router.post(SECOND_FACTOR_PAGE, response_class=HTMLResponse, dependencies=[CsrfProtected])
+async def second_factor(
+    request: Request, session: SessionDep, settings: SettingsDep, code: FormStr = ""
+) -> Response:
+    found = await _pending_user(request, session, settings)
+    if found is None:
+        return _restart()
+    state, user = found.state, found.user
+    limits = _Limits(request, settings, user)
+    verdict = await limits.check()
+    if not verdict.allowed:
+        return _throttled(request, found, verdict)
+    method = "totp" if totp.looks_like_totp(code) else "recovery-code"
+    try:
+        ok = await _code_checks(request, session, settings, user=user, code=code)
+    except DecryptionError:
+        # Our fault (a vault key was removed too soon), not the person's: no failure counted.
+        logger.warning("a TOTP secret cannot be opened (user %s): check VAULT_KEYS", user.id)
+        return _code_page(
+            request,
+            found,
+            error="Authenticator codes cannot be checked right now. Use a recovery code or a "
+            "passkey, or try again later.",
+            status_code=503,
+            retry_after=60,
+        )
+    if not ok:
+        await _failed(request, session, limits, user, "bad_second_factor")
+        return _code_page(
+            request,
+            found,
+            error="That code is not right, or it was already used. Enter the current code from "
+            "your authenticator app, or one of your recovery codes.",
+            status_code=401,
+        )
+    if not await signin.spend(session, settings, state):
+        return _restart(state.next_path)
+    await limits.succeeded()
+    return await signin.finish(
+        request, session, settings, user=user, next_path=state.next_path, method=method
+    )
+
+
+@router.post(SECOND_FACTOR_PAGE + "/passkey/options", dependencies=[CsrfProtected])
+async def second_factor_passkey_options(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    found = await _pending_user(request, session, settings)
+    if found is None:
+        return Response('{"error":"sign in again"}', 401, media_type="application/json")
+    if refused := await options.refusal(request, settings):
+        return refused
+    made = await passkeys.authentication_options(session, settings, user_id=found.user.id)
+    return options.answer(made)
+
+
+@router.post(SECOND_FACTOR_PAGE + "/passkey", dependencies=[CsrfProtected])
+async def second_factor_passkey(
+    request: Request, session: SessionDep, settings: SettingsDep, credential: FormStr = ""
+) -> Response:
+    found = await _pending_user(request, session, settings)
+    if found is None:
+        return _restart()
+    state, user = found.state, found.user
+    limits = _Limits(request, settings, user)
+    verdict = await limits.check()
+    if not verdict.allowed:
+        return _throttled(request, found, verdict)
+    try:
+        await passkeys.authenticate(session, settings, credential_json=credential, user_id=user.id)
+    except passkeys.PasskeyError as exc:
+        await _failed(request, session, limits, user, "bad_passkey")
+        return _code_page(request, found, error=str(exc), status_code=401)
+    if not await signin.spend(session, settings, state):
+        return _restart(state.next_path)
+    await limits.succeeded()
+    return await signin.finish(
+        request, session, settings, user=user, next_path=state.next_path, method="passkey"
+    )
+
+
+@router.post(PASSKEY_SIGN_IN + "/options", dependencies=[CsrfProtected])
+async def passkey_sign_in_options(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    if refused := await options.refusal(request, settings):
+        return refused
+    return options.answer(await passkeys.authentication_options(session, settings, user_id=None))
+
+
+@router.post(PASSKEY_SIGN_IN, response_class=HTMLResponse, dependencies=[CsrfProtected])
+async def passkey_sign_in(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    credential: FormStr = "",
+    next: FormStr = "",
+) -> Response:
+    limits = _Limits(request, settings, None)
+    verdict = await limits.check()
+    context = {"next": safe_next(next, "")}
+    if not verdict.allowed:
+        minutes = max(1, round(verdict.retry_after / 60))
+        return render(
+            request,
+            "sign_in.html",
+            {**context, "error": f"Too many failed attempts. Try again in {minutes} minutes."},
+            status_code=429,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    try:
+        row = await passkeys.authenticate(
+            session, settings, credential_json=credential, user_id=None
+        )
+        user = await session.get(User, row.user_id)
+        if user is None or user.disabled_at is not None:
+            raise passkeys.PasskeyError("That passkey does not belong to an active account.")
+    except passkeys.PasskeyError as exc:
+        await _failed(request, session, limits, None, "bad_passkey")
+        return render(request, "sign_in.html", {**context, "error": str(exc)}, status_code=401)
+    return await signin.finish(
+        request, session, settings, user=user, next_path=safe_next(next), method="passkey"
+    )
