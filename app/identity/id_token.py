@@ -109,26 +109,15 @@ def check_claims(
     nonce: str,
     now: float | None = None,
 ) -> IdTokenClaims:
+    """OpenID Connect Core §3.1.3.7, the steps that concern the claims (the signature and its
+    algorithm are checked before this)."""
     now = time.time() if now is None else now
     issuer = expected_issuer(metadata_issuer, claims)
     # Step 2: the Issuer Identifier MUST exactly match the value of the iss Claim.
     if claims.get("iss") != issuer:
         raise IdTokenRejected("wrong_issuer")
-    # Step 3: the aud Claim MUST contain the client_id; tokens for other audiences are refused.
-    audience = claims.get("aud")
-    audiences = [audience] if isinstance(audience, str) else audience
-    if not isinstance(audiences, list) or client_id not in audiences:
-        raise IdTokenRejected("wrong_audience")
-    # Steps 4-5: with several audiences there must be an azp, and it must be our client_id.
-    azp = claims.get("azp")
-    if (len(audiences) > 1 and azp is None) or (azp is not None and azp != client_id):
-        raise IdTokenRejected("wrong_authorized_party")
-    # Step 9: the current time MUST be before exp. Step 10: iat must not be in the future.
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp + LEEWAY <= now:
-        raise IdTokenRejected("expired")
-    if not isinstance(iat, int | float) or isinstance(iat, bool) or iat - LEEWAY > now:
-        raise IdTokenRejected("issued_in_the_future")
+    _check_audience(claims, client_id)
+    _check_times(claims, now)
     # Step 11: the nonce Claim MUST be present and equal to the value sent.
     got = claims.get("nonce")
     if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
@@ -143,6 +132,32 @@ def check_claims(
         email_verified=email_verified_claim(claims),
         name=name_claim(claims),
     )
+
+
+def _check_audience(claims: dict[str, Any], client_id: str) -> None:
+    # Step 3: the aud Claim MUST contain the client_id; tokens for other audiences are refused.
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or client_id not in audiences:
+        raise IdTokenRejected("wrong_audience")
+    # Steps 4-5: with several audiences there must be an azp, and it must be our client_id.
+    azp = claims.get("azp")
+    if (len(audiences) > 1 and azp is None) or (azp is not None and azp != client_id):
+        raise IdTokenRejected("wrong_authorized_party")
+
+
+def _number(value: object) -> float | None:
+    """A JSON number (never a boolean, which Python counts as an int)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    # Step 9: the current time MUST be before exp. Step 10: iat must not be in the future.
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is None or exp + LEEWAY <= now:
+        raise IdTokenRejected("expired")
+    if iat is None or iat - LEEWAY > now:
+        raise IdTokenRejected("issued_in_the_future")
 
 
 def email_claim(claims: dict[str, Any]) -> str | None:
