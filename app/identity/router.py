@@ -134,7 +134,21 @@ async def start(
 async def connect(
     name: str, request: Request, providers: ProvidersDep, user: CurrentUser
 ) -> Response:
-    return await _to_provider(request, _upstream(providers, name), "/account", str(user.id))
+    upstream = _upstream(providers, name)
+    if user.email_verified_at is None:
+        # Whoever signed up with an address they cannot read must not give themselves a way in
+        # that outlives the owner taking the account back (a password reset).
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Confirm your address first",
+                "message": "Confirm your email address (the link we emailed you, or send a new "
+                "one from your account), then connect a sign-in method.",
+            },
+            status_code=403,
+        )
+    return await _to_provider(request, upstream, "/account", str(user.id))
 
 
 @router.get("/sign-in/{name}/callback")

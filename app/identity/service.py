@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.auth.models import User
 from app.auth.service import find_user_by_email
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 from app.identity.models import Identity, UsedSignInState
 from app.identity.settings import ProviderConfig
 from app.identity.upstream import UpstreamPerson
@@ -211,6 +211,17 @@ async def can_disconnect(session: AsyncSession, *, user: User) -> bool:
     return int((await session.execute(stmt)).scalar_one()) > 1
 
 
+async def unlink_identities(session: AsyncSession, *, user_id: uuid.UUID, ip: str | None) -> int:
+    """Remove every provider identity of an account (a password reset takes the account back)."""
+    result = await session.execute(delete(Identity).where(Identity.user_id == user_id))
+    count = rows_affected(result)
+    if count:
+        audit.record(
+            session, "identity.unlinked", user_id=user_id, ip=ip, provider="*", count=count
+        )
+    return count
+
+
 async def disconnect(
     session: AsyncSession, *, user: User, identity_id: uuid.UUID, ip: str | None
 ) -> str | None:
@@ -219,6 +230,8 @@ async def disconnect(
     identity = (await session.execute(stmt)).scalar_one_or_none()
     if identity is None:
         return "That sign-in method is not linked to your account."
+    # Two Disconnects at once must not both see a second way in: hold the account's row.
+    await session.execute(select(User.id).where(User.id == user.id).with_for_update())
     if not await can_disconnect(session, user=user):
         return "This is the only way to sign in to your account, so it cannot be disconnected."
     await session.delete(identity)

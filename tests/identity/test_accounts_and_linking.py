@@ -9,11 +9,12 @@ import uuid
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.auth.models import User
+from app.db import utcnow
 from tests.conftest import client_for, make_settings, running_app
-from tests.helpers import PASSWORD, csrf_from, db_scalar, sign_in, sign_up
+from tests.helpers import PASSWORD, csrf_from, db_scalar, db_write, sign_in, sign_up
 from tests.identity.conftest import provider_settings
 from tests.identity.fake_github_oauth import FakeGitHubOAuth
 from tests.identity.stub_idp import StubIdp
@@ -144,10 +145,20 @@ async def test_a_signed_in_person_connects_and_disconnects_a_provider(
 ) -> None:
     sub = _sub()
     async with client_for(idp_app) as web:
-        await sign_up(web)
+        email = await sign_up(web)
         session_before = web.cookies["gh_session"]
         account = await web.get("/account")
         assert 'id="connect-stub"' in account.text
+        # Until the address is proved, nobody can add a way in that would outlive the owner
+        # taking the account back by email (tests/auth/recovery/test_account_takeback.py).
+        refused = await web.post(
+            "/account/identities/stub/connect", data={"csrf_token": csrf_from(account.text)}
+        )
+        assert refused.status_code == 403
+        assert "Confirm your address first" in refused.text
+        await db_write(
+            idp_app, update(User).where(User.email == email).values(email_verified_at=utcnow())
+        )
         connect = await web.post(
             "/account/identities/stub/connect", data={"csrf_token": csrf_from(account.text)}
         )

@@ -43,7 +43,7 @@ def reset_link(settings: Settings, user: User, token: str) -> Message:
 
 
 def password_was_reset(
-    settings: Settings, user: User, *, at: datetime, disconnected: bool
+    settings: Settings, user: User, *, at: datetime, disconnected: bool, unlinked: int = 0
 ) -> Message:
     return compose(
         settings,
@@ -53,6 +53,7 @@ def password_was_reset(
         email=user.email,
         when=_when(at),
         disconnected=disconnected,
+        unlinked=unlinked,
     )
 
 

@@ -17,7 +17,9 @@ class AccountToken(UUIDPrimaryKey, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    purpose: Mapped[str] = mapped_column(String(32))  # verify_email, reset_password, change_email
+    purpose: Mapped[str] = mapped_column(
+        String(32)
+    )  # verify_email, (admin_)reset_password, change_email
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # HMAC; never the token
     new_email: Mapped[str | None] = mapped_column(String(320), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

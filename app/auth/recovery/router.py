@@ -126,13 +126,13 @@ async def forgot_password(
             request, "forgot_password.html", {"error": problem, "email": email}, status_code=400
         )
     ip = client_ip(request) or "unknown"
-    refused = await first_refusal(
-        request,
-        (settings.forgot_limit_email, "forgot-email", email.lower()),
-        (settings.forgot_limit_ip, "forgot-ip", ip),
-    )
+    refused = await first_refusal(request, (settings.forgot_limit_ip, "forgot-ip", ip))
     if refused:
         return too_many(request, refused, back="/forgot-password")
+    # Past the per-address limit nothing more is sent, but the answer stays the same: a refusal
+    # here would let anyone, from anywhere, stop the owner from resetting their password.
+    if await first_refusal(request, (settings.forgot_limit_email, "forgot-email", email.lower())):
+        return render(request, "forgot_password_sent.html", {"minutes": RESET_MINUTES})
     # No lookup here: the account is looked for (and mailed) on an outbox worker, so this
     # response is identical in content and in cost for a known and an unknown address.
     job = functools.partial(
@@ -154,7 +154,7 @@ async def forgot_password(
 async def reset_password_page(
     request: Request, session: SessionDep, settings: SettingsDep, token: str = ""
 ) -> Response:
-    live = await tokens.peek(session, settings, token=token, purposes=("reset_password",))
+    live = await tokens.peek(session, settings, token=token, purposes=service.RESET_PURPOSES)
     if live is None:
         return _link_invalid(request, kind="reset")
     return render(request, "reset_password.html", {"token": token, "disconnect_apps": True})

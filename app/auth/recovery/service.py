@@ -20,6 +20,7 @@ from app.auth.recovery import mails, tokens
 from app.auth.recovery.models import AccountToken
 from app.config import Settings
 from app.db import utcnow
+from app.identity.service import unlink_identities
 from app.mail.outbox import Outbox
 from app.oauth.user_grants import revoke_user_grants
 
@@ -124,13 +125,16 @@ async def send_reset_link(
         outbox.send_after_commit(session, mails.reset_link(settings, user, token))
 
 
+RESET_PURPOSES: tuple[tokens.Purpose, ...] = ("reset_password", "admin_reset_password")
+
+
 async def admin_reset_link(session: AsyncSession, settings: Settings, *, email: str) -> str | None:
     """A one-time reset link for an administrator to hand over (`gatehouse users
     reset-password`); None if there is no such account."""
     user = await accounts.find_user_by_email(session, email)
     if user is None:
         return None
-    token = await tokens.issue(session, settings, user_id=user.id, purpose="reset_password")
+    token = await tokens.issue(session, settings, user_id=user.id, purpose="admin_reset_password")
     audit.record(session, "password.reset_link_issued", user_id=user.id, by="cli")
     return tokens.link(settings, mails.RESET_PATH, token)
 
@@ -150,22 +154,33 @@ async def reset_password(
     Raises AccountError for an unacceptable password (the link stays usable) and LinkProblem for
     a used, expired or unknown link.
     """
-    if await tokens.peek(session, settings, token=token, purposes=("reset_password",)) is None:
+    live = await tokens.peek(session, settings, token=token, purposes=RESET_PURPOSES)
+    if live is None:
         raise LinkProblem()
+    purpose: tokens.Purpose = (
+        "reset_password" if live.purpose == "reset_password" else ("admin_reset_password")
+    )
     problem = password_problem(new_password)
     if problem:
         raise accounts.AccountError(problem)
     password_hash = await hash_password(new_password)  # before the row lock, not under it
-    used = await tokens.consume(session, settings, token=token, purpose="reset_password")
+    used = await tokens.consume(session, settings, token=token, purpose=purpose)
     user = await session.get(User, used.user_id) if used else None
     if user is None or user.disabled_at is not None:
         raise LinkProblem()
     now = utcnow()
     user.password_hash = password_hash
-    if user.email_verified_at is None:
-        user.email_verified_at = now  # the link reached the address
-    await tokens.retire(session, user_id=user.id, purposes=("reset_password",))
+    # An account nobody had proved the address of may have been made by someone else (an
+    # attacker who signed up with the owner's address, then linked their own provider or
+    # connected apps): the owner taking it back through the mailbox removes all of that.
+    squatted = user.email_verified_at is None
+    if squatted and purpose == "reset_password":
+        user.email_verified_at = now  # the mailed link reached the address
+    await tokens.retire(session, user_id=user.id, purposes=RESET_PURPOSES)
     sessions = await accounts.revoke_user_sessions(session, user_id=user.id)
+    # Every other way in goes too: a provider identity linked by whoever held the account.
+    identities = await unlink_identities(session, user_id=user.id, ip=ip)
+    disconnect_apps = disconnect_apps or squatted
     apps = 0
     if disconnect_apps:
         apps = await revoke_user_grants(session, user_id=user.id, reason="password_reset", ip=ip)
@@ -177,8 +192,11 @@ async def reset_password(
         sessions=sessions,
         disconnected_apps=disconnect_apps,
         grants=apps,
+        identities=identities,
     )
-    notice = mails.password_was_reset(settings, user, at=now, disconnected=disconnect_apps)
+    notice = mails.password_was_reset(
+        settings, user, at=now, disconnected=disconnect_apps, unlinked=identities
+    )
     outbox.send_after_commit(session, notice)
     return user
 
@@ -200,7 +218,8 @@ async def request_email_change(
     changes only when the link is used. Returns the new address. Raises AccountError."""
     too_long = len(current_password) > MAX_PASSWORD_LENGTH
     ok, _ = await check_password(
-        current_password[:MAX_PASSWORD_LENGTH], None if too_long else user.password_hash
+        current_password[:MAX_PASSWORD_LENGTH],
+        None if too_long or not user.password_hash else user.password_hash,
     )
     if not ok:
         raise accounts.AccountError("The current password is not right.")

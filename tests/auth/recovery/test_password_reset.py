@@ -225,8 +225,11 @@ async def test_forgot_password_is_limited_per_address_and_per_ip(
     per_ip = int(settings.forgot_limit_ip.split()[0])
     async with client_for(mail_app, "10.91.0.1") as c:
         target = "target-" + (await sign_up(c))
-        statuses = [(await forgot(c, target)).status_code for _ in range(per_email + 1)]
-    assert statuses == [200] * per_email + [429]
+        sent = [await forgot(c, target) for _ in range(per_email + 1)]
+    # Past the per-address limit nothing more is sent, but nobody can tell (and so nobody can
+    # stop the owner's reset by using up the address's allowance).
+    assert [r.status_code for r in sent] == [200] * (per_email + 1)
+    assert len({r.text for r in sent}) == 1
     async with client_for(mail_app, "10.91.0.2") as c:
         answers = [await forgot(c, f"n{n}-someone@example.com") for n in range(per_ip + 1)]
     assert [r.status_code for r in answers] == [200] * per_ip + [429]
