@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from app.kit.urls import FORBIDDEN_REDIRECT_SCHEMES as FORBIDDEN_SCHEMES
 
@@ -26,6 +27,8 @@ KNOWN_APP_SCHEMES = frozenset(
     }
 )
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
+# RFC 1123 §2.1 host name labels (after IDNA, RFC 5891, for names written in Unicode).
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def _host(netloc: str) -> str:
@@ -33,6 +36,44 @@ def _host(netloc: str) -> str:
     if host.startswith("["):
         return host[: host.index("]") + 1] if "]" in host else host
     return host.split(":", 1)[0].lower()
+
+
+def ascii_host(parts: SplitResult) -> str | None:
+    """The URI's host as a valid DNS name (IDNA-encoded) or IP literal, or None if it is not one.
+
+    RFC 3986 §3.2.2 allows a reg-name of sub-delims (`;`, `,`, `*`, `'`, ...), which no DNS name
+    holds and which would break out of any header the host is copied into (a CSP).
+    """
+    host = parts.hostname
+    if not host:
+        return None
+    if parts.netloc.rsplit("@", 1)[-1].startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(host)}]"
+        except ValueError:
+            return None
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    labels = name.removesuffix(".").split(".")
+    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+        return None
+    return name
+
+
+def _authority_problem(uri: str, parts: SplitResult) -> str | None:
+    if not parts.netloc:
+        return None
+    if ascii_host(parts) is None:
+        return f"{uri!r} does not name a valid host (a DNS name or an IP address)"
+    if not _port_ok(uri):
+        return f"{uri!r} has a port that is not a number from 0 to 65535"
+    return None
 
 
 def _form_problem(uri: str) -> str | None:
@@ -54,7 +95,7 @@ def _form_problem(uri: str) -> str | None:
         return "redirect URIs must not contain a fragment"
     if parts.username or parts.password or "@" in parts.netloc:
         return "redirect URIs must not contain user information"
-    return None
+    return _authority_problem(uri, parts)
 
 
 def _scheme_problem(uri: str) -> str | None:
@@ -139,8 +180,19 @@ def is_native_redirect(uri: str) -> bool:
 
 
 def csp_source(uri: str) -> str:
-    """The CSP form-action source that lets a consent form's redirect reach this URI."""
+    """The CSP form-action source that lets a consent form's redirect reach this URI.
+
+    Built from the parsed, re-serialised origin only (CSP3 §2.3.1 host-source grammar), never
+    from the text as given: a redirect URI whose host could hold `;` would inject directives.
+    "" when the URI has no origin that can be named safely (registration refuses those).
+    """
     parts = urlsplit(uri)
-    if parts.scheme in ("http", "https"):
-        return f"{parts.scheme}://{parts.netloc}"
-    return f"{parts.scheme}:"
+    scheme = parts.scheme.lower()
+    if not _SCHEME.match(scheme):
+        return ""
+    if scheme in ("http", "https"):
+        host = ascii_host(parts)
+        if host is None or not _port_ok(uri):
+            return ""
+        return f"{scheme}://{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return f"{scheme}:"

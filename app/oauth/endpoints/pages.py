@@ -81,7 +81,8 @@ def refusal(
 def _consent_csp(redirect_uri: str) -> str:
     # Browsers apply form-action to the redirect that follows a form post, so the consent form
     # must be allowed to land on the client's redirect URI.
-    return PAGE_CSP.replace("form-action 'self'", f"form-action 'self' {csp_source(redirect_uri)}")
+    source = csp_source(redirect_uri)  # "" for a URI with no origin we could name safely
+    return PAGE_CSP.replace("form-action 'self'", f"form-action 'self' {source}".rstrip())
 
 
 def consent_page(
