@@ -52,6 +52,19 @@ def check_text(field: str, value: str | None, *, multiline: bool = False) -> Non
         raise BadText(field, problem)
 
 
+def check_json_strings(value: object, *, path: str = "") -> None:
+    """check_text for every string (keys too) anywhere in a parsed JSON value."""
+    if isinstance(value, str):
+        check_text(path or "value", value)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json_strings(item, path=f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(path or "member name", str(key))
+            check_json_strings(item, path=f"{path}.{key}" if path else str(key))
+
+
 def check_fields(**fields: str | None) -> None:
     """check_text for each single-line field given by name (for OAuth and JSON parameters)."""
     for field, value in fields.items():

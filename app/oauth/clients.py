@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.security import constant_time_equals
+from app.kit.text import text_problem
 from app.oauth.cimd import CimdError, ClientMetadataDocument, is_cimd_client_id
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.errors import InvalidClient, InvalidRequest, InvalidScope
@@ -101,6 +102,8 @@ async def resolve_client(
         raise ClientProblem("The request has no client_id.")
     if len(client_id) > MAX_CLIENT_ID_LENGTH:
         raise ClientProblem("The client_id is too long.")
+    if text_problem(client_id):
+        raise ClientProblem("The client_id holds characters no client id has.")
     if is_cimd_client_id(client_id):
         client = await _cimd_client(session, await _fetch_document(fetcher, client_id))
     else:
@@ -135,7 +138,10 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
         raise InvalidClient("the Basic credentials are malformed")
     client_id, secret = decoded.split(":", 1)
     # RFC 6749 §2.3.1: the client identifier and password are form-urlencoded before encoding.
-    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+    client_id, secret = unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+    if text_problem(client_id) or text_problem(secret):
+        raise InvalidClient("the Basic credentials hold characters no client id or secret has")
+    return client_id, secret
 
 
 def _presented_credentials(

@@ -1,9 +1,10 @@
 """NUL and control characters in OAuth parameters never reach PostgreSQL as a 500.
 
-Until the endpoints check their parameters themselves (app/kit/text.check_fields), the database's
-own refusal (SQLSTATE 22, a data exception) is answered as the endpoint's bad-request error:
-RFC 6749 §5.2 invalid_request ("otherwise malformed") as JSON, or a page at /authorize, whose
-redirect URI cannot be trusted for a client_id that is not one. Nothing is logged as an error.
+The endpoints check their parameters before any query (app/kit/text.py) and answer with the
+endpoint's bad-request error: RFC 6749 §5.2 invalid_request ("otherwise malformed") as JSON,
+invalid_client for Basic credentials, invalid_client_metadata at /register, or a page at /authorize,
+whose redirect URI cannot be trusted for a client_id that is not one. Should anything slip past,
+the database's own refusal (SQLSTATE 22) gets the same answer. Nothing is logged as an error.
 """
 
 from __future__ import annotations
@@ -85,3 +86,30 @@ async def test_a_nul_in_a_token_at_revoke_is_not_a_500(
     response = await client.post("/revoke", data={"token": "gh_rt_\x00", "client_id": "nobody"})
     assert response.status_code < 500, response.text
     no_errors_logged(caplog)
+
+
+async def test_the_refusal_names_the_field_and_comes_before_any_query(
+    client: httpx.AsyncClient,
+) -> None:
+    token = await client.post(
+        "/token", data={"grant_type": "refresh_token", "client_id": NUL_CLIENT}
+    )
+    assert token.status_code == 400
+    assert token.json() == {
+        "error": "invalid_request",
+        "error_description": "client_id holds a NUL character",
+    }
+    basic = base64.b64encode(f"{NUL_CLIENT}:secret".encode()).decode()
+    revoke = await client.post(
+        "/revoke", data={"token": "x"}, headers={"Authorization": f"Basic {basic}"}
+    )
+    assert revoke.status_code == 401
+    assert revoke.json()["error"] == "invalid_client"
+    registered = await client.post(
+        "/register", json={"client_name": "a\u0000b", "redirect_uris": [REDIRECT_URI]}
+    )
+    assert registered.status_code == 400
+    assert registered.json() == {
+        "error": "invalid_client_metadata",
+        "error_description": "client_name holds a NUL character",
+    }

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.kit.text import BadText, check_text
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.clients import authenticate_client
 from app.oauth.errors import InvalidRequest
@@ -38,6 +39,12 @@ async def read_form(request: Request) -> ClientForm:
     for key, value in form.multi_items():
         if not isinstance(value, str):
             raise InvalidRequest("file uploads are not accepted")
+        try:
+            # Checked before any query: PostgreSQL refuses a NUL (app/kit/text.py).
+            check_text("a parameter name", key)
+            check_text(key, value)
+        except BadText as exc:
+            raise InvalidRequest(f"{exc.field} {exc.reason}") from exc
         values.setdefault(key, []).append(value)
     # RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once."
     repeated = [k for k, v in values.items() if len(v) > 1 and k != "resource"]

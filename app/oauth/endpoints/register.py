@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.db import SessionDep
+from app.kit.text import BadText, check_json_strings
 from app.kit.web import SettingsDep, client_ip
 from app.oauth.deps import RateLimitsDep
-from app.oauth.errors import NO_STORE, InvalidRequest, TooManyRequests
+from app.oauth.errors import NO_STORE, InvalidClientMetadata, InvalidRequest, TooManyRequests
 from app.oauth.registration import register_client, registration_response
 from app.telemetry import note, traced
 
@@ -38,6 +39,10 @@ async def register(
         metadata = json.loads(body or b"null")
     except ValueError as exc:
         raise InvalidRequest("the registration request must be JSON") from exc
+    try:
+        check_json_strings(metadata)  # before any query: PostgreSQL refuses a NUL
+    except BadText as exc:
+        raise InvalidClientMetadata(f"{exc.field} {exc.reason}") from exc
     registered = await register_client(
         session, secret_key=settings.secret_key_bytes, metadata=metadata, ip=ip
     )
