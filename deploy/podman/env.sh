@@ -11,8 +11,27 @@
 
 GATEHOUSE_PODMAN_HOME="${GATEHOUSE_PODMAN_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-podman}"
 export GATEHOUSE_PODMAN_HOME
-mkdir -p "$GATEHOUSE_PODMAN_HOME/storage" "$GATEHOUSE_PODMAN_HOME/run" \
-  "$GATEHOUSE_PODMAN_HOME/networks" "$GATEHOUSE_PODMAN_HOME/tmp"
+mkdir -p "$GATEHOUSE_PODMAN_HOME/run" "$GATEHOUSE_PODMAN_HOME/networks" "$GATEHOUSE_PODMAN_HOME/tmp"
+
+# overlay where the kernel lets this user mount it (root here: layers and containers cost no
+# copy), else vfs, which works everywhere but copies every layer and every container's root.
+if [ -z "${GATEHOUSE_PODMAN_DRIVER:-}" ]; then
+  GATEHOUSE_PODMAN_DRIVER=vfs
+  if [ "$(id -u)" = 0 ]; then
+    _probe="$(mktemp -d "$GATEHOUSE_PODMAN_HOME/tmp/overlay-probe.XXXXXX")"
+    mkdir -p "$_probe/lower" "$_probe/upper" "$_probe/work" "$_probe/merged"
+    if mount -t overlay overlay \
+      -o "lowerdir=$_probe/lower,upperdir=$_probe/upper,workdir=$_probe/work" \
+      "$_probe/merged" 2>/dev/null; then
+      umount "$_probe/merged"
+      GATEHOUSE_PODMAN_DRIVER=overlay
+    fi
+    rm -rf "$_probe"
+    unset _probe
+  fi
+fi
+export GATEHOUSE_PODMAN_DRIVER
+mkdir -p "$GATEHOUSE_PODMAN_HOME/storage-$GATEHOUSE_PODMAN_DRIVER"
 
 # runc, not crun: crun's cgroup handling is refused by this sandbox; cgroupfs, as no systemd
 # runs; and no default ulimits, which the sandbox does not let a container raise.
@@ -32,12 +51,12 @@ network_backend = "netavark"
 network_config_dir = "$GATEHOUSE_PODMAN_HOME/networks"
 CONF
 
-# vfs: the sandbox has no overlay mounts for containers' layers.
+# One image store per driver: a store cannot change its driver.
 cat >"$GATEHOUSE_PODMAN_HOME/storage.conf" <<CONF
 [storage]
-driver = "vfs"
-graphroot = "$GATEHOUSE_PODMAN_HOME/storage"
-runroot = "$GATEHOUSE_PODMAN_HOME/run/storage"
+driver = "$GATEHOUSE_PODMAN_DRIVER"
+graphroot = "$GATEHOUSE_PODMAN_HOME/storage-$GATEHOUSE_PODMAN_DRIVER"
+runroot = "$GATEHOUSE_PODMAN_HOME/run/storage-$GATEHOUSE_PODMAN_DRIVER"
 CONF
 
 # No registry is reachable: every image is local, named in full (docker.io/library/…).

@@ -232,7 +232,9 @@ class Podman:
             ("network", "ls", "--format", "{{.Name}}"),
             ("volume", "ls", "--format", "{{.Name}}"),
         ):
-            found += [n for n in self.run(*args, check=False).stdout.split() if n.startswith(prefix)]
+            found += [
+                n for n in self.run(*args, check=False).stdout.split() if n.startswith(prefix)
+            ]
         return found
 
 
@@ -270,7 +272,35 @@ def new_session_prefix() -> str:
     return f"{PREFIX}{uuid.uuid4().hex[:8]}"
 
 
-def inspect(podman: Podman, container: str) -> dict[str, Any]:
-    data = json.loads(podman.run("inspect", container).stdout)
-    assert isinstance(data, list) and data
-    return dict(data[0])
+# -- what a person and an MCP client do through a published port ----------------------------------
+
+
+async def sdk_client_journey(public: str, browser: Any, email: str) -> dict[str, Any]:
+    """The official MCP SDK client against `public`/mcp: discovery, dynamic registration, the
+    browser's sign-in and consent, the token, then tools/list and whoami. Returns whoami."""
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from tests.mcp.sdk_harness import BrowserApprover, MemoryStorage, http_client, oauth_provider
+
+    context = await browser.new_context()
+    try:
+        approver = BrowserApprover(context, email)
+        provider = oauth_provider(f"{public}/mcp", approver, MemoryStorage(), scope=None)
+        async with (
+            http_client(provider) as http,
+            Client(
+                streamable_http_client(f"{public}/mcp", http_client=http), mode="auto"
+            ) as client,
+        ):
+            tools = await client.list_tools()
+            assert "whoami" in {tool.name for tool in tools.tools}
+            result = await client.call_tool("whoami", {})
+            assert not result.is_error, result
+            assert result.structured_content is not None
+            me = dict(result.structured_content)
+        assert approver.consents_seen == 1
+        assert approver.authorize_urls[0].startswith(f"{public}/authorize?")
+        return me
+    finally:
+        await context.close()
