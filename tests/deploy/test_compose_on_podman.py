@@ -3,9 +3,11 @@ the default layout (postgres → migrate → gatehouse, traces to Jaeger's OTLP 
 `split` profile on the same project (auth + two mcp replicas behind Caddy).
 
 The third-party images are local stand-ins under the names the file uses (tests/deploy/standins).
-Podman 4.3 (Debian 12's) cannot wait for `service_healthy` and this sandbox has no systemd to run
-health checks, so each `up` brings up one step of the file's own order and the test runs the
-health checks until they pass; README "Run in production" tells admins the same."""
+Podman 4.3 (Debian 12's) cannot wait for `service_healthy`, cannot `start` a container whose
+dependency is a finished one-shot (`migrate`) that itself depends on a running one ("not found in
+input list"), and this sandbox has no systemd to run health checks. So each `up --no-deps` brings
+up one step of the file's own order, and the test runs the health checks until they pass; README
+"Run in production" tells admins the same."""
 
 from __future__ import annotations
 
@@ -98,11 +100,11 @@ def stack(podman: Podman, gatehouse_image: str, standins: None) -> Iterator[Stac
     try:
         stack.compose("up", "-d", "postgres", "jaeger")
         podman.healthy(stack.container("postgres"))
-        stack.compose("up", "-d", "migrate")
+        stack.compose("up", "-d", "--no-deps", "migrate")
         assert podman.exit_code(stack.container("migrate")) == 0, podman.run(
             "logs", stack.container("migrate"), check=False
         ).stderr
-        stack.compose("up", "-d")
+        stack.compose("up", "-d", "--no-deps", "gatehouse")
         podman.healthy(stack.container("gatehouse"), timeout=180)
         podman.timed("compose default layout up", started)
         yield stack
@@ -199,12 +201,12 @@ def split(stack: Stack) -> Stack:
     }
     split = Stack(podman, stack.project, env, public)
     started = time.monotonic()
-    split.compose("--profile", "split", "up", "-d", "auth")
+    split.compose("--profile", "split", "up", "-d", "--no-deps", "auth")
     podman.healthy(split.container("auth"), timeout=180)
-    split.compose("--profile", "split", "up", "-d", "mcp")
+    split.compose("--profile", "split", "up", "-d", "--no-deps", "mcp")
     for replica in (1, 2):
         podman.healthy(split.container("mcp", replica), timeout=180)
-    split.compose("--profile", "split", "up", "-d", "proxy")
+    split.compose("--profile", "split", "up", "-d", "--no-deps", "proxy")
     podman.healthy(split.container("proxy"))
     podman.timed("compose split layout up", started)
     return split
