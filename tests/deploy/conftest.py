@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import missing
 from tests.deploy.podman_support import (
     PREFIX,
+    TIMINGS,
     Podman,
     have_podman,
     new_session_prefix,
@@ -26,8 +27,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("containers") is not None)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        size = TIMINGS.pop("image size MB", None)
+        times = "; ".join(f"{what} {seconds}s" for what, seconds in TIMINGS.items())
+        terminalreporter.write_line(f"podman: image {size} MB; {times}")
+
+
 @pytest.fixture(scope="session")
-def podman(request: pytest.FixtureRequest) -> Iterator[Podman]:
+def podman() -> Iterator[Podman]:
     absent = have_podman()
     if absent:
         missing(
@@ -47,15 +55,11 @@ def podman(request: pytest.FixtureRequest) -> Iterator[Podman]:
             engine.remove_everything(engine.session)
             leftovers = engine.leftovers(engine.session)
             engine.timed("container tests in all", started)
-            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                lines = [f"{k}: {v}s" for k, v in engine.timings.items()]
-                reporter.write_line("podman: " + "; ".join(lines))
             assert not leftovers, f"left behind: {leftovers}"
 
 
 @pytest.fixture(scope="session")
-def gatehouse_image(podman: Podman, request: pytest.FixtureRequest) -> Iterator[str]:
+def gatehouse_image(podman: Podman) -> Iterator[str]:
     """The real Dockerfile built once per session, on the bootstrapped base image."""
     podman.base_image()
     tag = f"localhost/gatehouse:{podman.session}"

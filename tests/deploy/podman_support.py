@@ -34,6 +34,8 @@ PREFIX = "ghtest"
 # The base image the Dockerfile builds on, made by deploy/podman/base-image.sh.
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
 PYTHON_VERSION = "3.11"
+# What the session's container work took, and the image's size: printed at the end of the run.
+TIMINGS: dict[str, float] = {}
 
 
 def qualified(image: str) -> str:
@@ -81,7 +83,7 @@ def port_is_free(port: int) -> bool:
 class Podman:
     env: dict[str, str]
     session: str  # this session's prefix: PREFIX + a unique id
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=lambda: TIMINGS)
 
     @property
     def home(self) -> Path:
