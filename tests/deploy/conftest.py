@@ -49,6 +49,8 @@ def podman() -> Iterator[Podman]:
         # Whatever an earlier session left (killed before its finalizers ran) goes first: the
         # lock says no other session is using it.
         engine.remove_everything(PREFIX)
+        # The build cache is kept between sessions; what no build has used for a week goes.
+        engine.run("image", "prune", "--force", "--filter", "until=168h", check=False)
         try:
             yield engine
         finally:
