@@ -120,7 +120,7 @@ class Podman:
     # -- images -----------------------------------------------------------------------------
 
     def timed(self, what: str, started: float) -> None:
-        self.timings[what] = round(time.monotonic() - started, 1)
+        self.timings[what] = round(self.timings.get(what, 0) + time.monotonic() - started, 1)
 
     def base_image(self) -> None:
         started = time.monotonic()
