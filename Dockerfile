@@ -21,10 +21,12 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-# Dependencies first, read from pyproject.toml, so code changes do not reinstall them.
-COPY pyproject.toml README.md ./
+# Dependencies first, read from pyproject.toml, so code changes do not reinstall them (nor do
+# README edits: it is copied after).
+COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt
+COPY README.md ./
 COPY app ./app
 # Editable: the package resolves to /app/app, next to alembic/ and alembic.ini, which
 # `gatehouse db upgrade` finds relative to the code.

@@ -55,7 +55,7 @@ def _attributes(items: Any) -> dict[str, Any]:
     return {kv.key: value_of(kv.value) for kv in items}
 
 
-def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
+def start_receiver(host: str = "127.0.0.1", port: int = 0) -> tuple[Receiver, ThreadingHTTPServer]:
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -101,7 +101,7 @@ def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = ThreadingHTTPServer((host, port), Handler)
+    receiver.url = f"http://{host}:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receiver, server
