@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
@@ -113,6 +115,19 @@ class SdkResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SCOPE_KEY] = self._call
+        # The principal a handshake-generation session is bound to: the SDK answers 404 to a
+        # request for that session with any other (client, issuer, subject).
+        auth = self._call.auth
+        scope["user"] = AuthenticatedUser(
+            AccessToken(
+                token="",  # never kept: the principal is the (client, issuer, subject) below
+                client_id=auth.client.id,
+                scopes=sorted(auth.scopes),
+                expires_at=auth.expires_at,
+                subject=str(auth.user.id),
+                claims={"iss": self._call.settings.issuer},
+            )
+        )
         pending = [self._body]
 
         async def replay_body() -> Message:
@@ -124,6 +139,31 @@ class SdkResponse(Response):
 
 
 STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
+SESSION_HEADER = "mcp-session-id"
+# What a handshake-generation client declares when it can answer the server's own requests.
+BACK_CHANNEL_CAPABILITIES = ("elicitation", "sampling", "roots")
+MAX_SESSIONS = 1000
+SESSION_IDLE_TIMEOUT = 600.0
+
+
+def _wants_session(headers: Headers, message: object) -> bool:
+    """Whether this request belongs to the stateful session manager.
+
+    Gatehouse serves the handshake generation statelessly (any replica answers any request),
+    but a server-to-client request (elicitation, sampling, roots) needs a session for the
+    client's answer to land on: Streamable HTTP, "Session Management". So an `initialize` that
+    declares one of those capabilities opens a session, and requests carrying its
+    Mcp-Session-Id go back to it; everything else stays stateless.
+    """
+    if headers.get(SESSION_HEADER) is not None:
+        return True
+    if not isinstance(message, dict) or message.get("method") != "initialize":
+        return False
+    params = message.get("params")
+    capabilities = params.get("capabilities") if isinstance(params, dict) else None
+    return isinstance(capabilities, dict) and any(
+        capabilities.get(name) is not None for name in BACK_CHANNEL_CAPABILITIES
+    )
 
 
 def _answers_as_stream(headers: Headers, message: object) -> bool:
@@ -167,6 +207,9 @@ class McpEndpoint:
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         self.sse_manager = _session_manager(server, security, json_response=False)
         self.json_manager = _session_manager(server, security, json_response=True)
+        self.session_manager = _session_manager(
+            server, security, json_response=False, stateful=True
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -174,6 +217,7 @@ class McpEndpoint:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.sse_manager.run())
             await stack.enter_async_context(self.json_manager.run())
+            await stack.enter_async_context(self.session_manager.run())
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -184,6 +228,11 @@ class McpEndpoint:
         # Every method is authenticated first, so any probe gets the challenge that starts
         # discovery (RFC 9728 §5.1).
         auth = await authenticate(services.resource(), headers.get("authorization"))
+        if request.method == "DELETE" and headers.get(SESSION_HEADER) is not None:
+            # Ending a handshake-generation session (its owner is checked by the SDK).
+            call = CallContext(auth=auth, services=services, protocol_version=None)
+            await SdkResponse(self.session_manager.handle_request, b"", call)(scope, receive, send)
+            return
         if request.method != "POST":
             # Streamable HTTP, on a GET: "The server MUST either return Content-Type:
             # text/event-stream ... or else return HTTP 405 Method Not Allowed". Stateless, we
@@ -201,8 +250,12 @@ class McpEndpoint:
         call = CallContext(
             auth=auth, services=services, protocol_version=headers.get(PROTOCOL_HEADER)
         )
-        stream = _answers_as_stream(headers, message)
-        manager = self.sse_manager if stream else self.json_manager
+        if _wants_session(headers, message):
+            manager = self.session_manager
+        elif _answers_as_stream(headers, message):
+            manager = self.sse_manager
+        else:
+            manager = self.json_manager
         await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
 
     def _demand_tool_scopes(self, message: object, granted: frozenset[str]) -> None:
@@ -217,10 +270,18 @@ class McpEndpoint:
 
 
 def _session_manager(
-    server: GatehouseMCP, security: TransportSecuritySettings, *, json_response: bool
+    server: GatehouseMCP,
+    security: TransportSecuritySettings,
+    *,
+    json_response: bool,
+    stateful: bool = False,
 ) -> StreamableHTTPSessionManager:
     server.server.streamable_http_app(
-        stateless_http=True, json_response=json_response, transport_security=security
+        stateless_http=not stateful,
+        json_response=json_response,
+        transport_security=security,
+        max_sessions=MAX_SESSIONS,
+        session_idle_timeout=SESSION_IDLE_TIMEOUT,
     )
     return server.server.session_manager
 

@@ -208,14 +208,14 @@ def register(server: GatehouseMCP) -> None:
         destructive=True,
         idempotent=True,
     )(notes_delete)
-    server.server.resource(
+    server.resource(
         "notes://{note_id}",
         name="note",
         title="A note",
         description="One of the signed-in user's notes, as text.",
         mime_type="text/markdown",
     )(note_resource)
-    server.server.prompt(
+    server.prompt(
         name="summarize_notes",
         title="Summarize my notes",
         description="Ask the model to summarise the signed-in user's most recent notes.",

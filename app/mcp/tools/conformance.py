@@ -1,0 +1,252 @@
+"""The MCP conformance suite's server fixtures (`MCP_TOOLSETS=conformance`, tests only).
+
+Every fixture is written with the same public API a deployer's tools use (`GatehouseMCP.tool`,
+`call_context(ctx)` and its `progress`, `log`, `ask`, `sample`, `roots`, `gather`), so passing
+the suite shows what a deployer's own tools can do. Names and payloads are the suite's
+(@modelcontextprotocol/conformance, server scenarios). Content and prompts: conformance_content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from mcp.server.elicitation import AcceptedElicitation
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import (
+    CreateMessageRequest,
+    CreateMessageRequestParams,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequest,
+    ListRootsRequest,
+    SamplingMessage,
+    TextContent,
+)
+from pydantic import BaseModel, Field
+
+from app.mcp.call import call_context
+from app.mcp.server import GatehouseMCP
+from app.mcp.tools import conformance_content
+
+STEP = 0.05  # the suite asks for ~50 ms between notifications
+
+
+class UserResponse(BaseModel):
+    response: str = Field(description="User's response")
+
+
+class Defaults(BaseModel):
+    """SEP-1034: a default for every primitive type."""
+
+    name: str = Field(default="John Doe", description="User name")
+    age: int = Field(default=30, description="User age")
+    score: float = Field(default=95.5, description="User score")
+    status: str = Field(
+        default="active",
+        description="User status",
+        json_schema_extra={"enum": ["active", "inactive", "pending"]},
+    )
+    verified: bool = Field(default=True, description="Verification status")
+
+
+class Enums(BaseModel):
+    """SEP-1330: the enum shapes."""
+
+    untitledSingle: str = Field(  # noqa: N815 - the suite's field names
+        description="Simple enum without titles",
+        json_schema_extra={"enum": ["active", "inactive", "pending"]},
+    )
+    titledSingle: str = Field(  # noqa: N815
+        description="Enum with titled options (oneOf)",
+        json_schema_extra={
+            "oneOf": [
+                {"const": "low", "title": "Low Priority"},
+                {"const": "medium", "title": "Medium Priority"},
+                {"const": "high", "title": "High Priority"},
+            ]
+        },
+    )
+    untitledMulti: list[str] = Field(  # noqa: N815
+        description="Multi-select without titles",
+        json_schema_extra={"items": {"type": "string", "enum": ["read", "write", "execute"]}},
+    )
+    titledMulti: list[str] = Field(  # noqa: N815
+        description="Multi-select with titled options",
+        json_schema_extra={
+            "items": {
+                "anyOf": [
+                    {"const": "feature", "title": "New Feature"},
+                    {"const": "bug", "title": "Bug Fix"},
+                    {"const": "docs", "title": "Documentation"},
+                ]
+            }
+        },
+    )
+    legacyEnum: str = Field(  # noqa: N815
+        description="Legacy enum with enumNames",
+        json_schema_extra={
+            "enum": ["small", "medium", "large"],
+            "enumNames": ["Small Size", "Medium Size", "Large Size"],
+        },
+    )
+
+
+async def test_tool_with_logging(ctx: Context) -> str:
+    call = call_context(ctx)
+    for i, message in enumerate(
+        ("Tool execution started", "Tool processing data", "Tool execution completed")
+    ):
+        if i:
+            await asyncio.sleep(STEP)
+        await call.log("info", message)
+    return "Tool with logging executed successfully"
+
+
+async def test_tool_with_progress(ctx: Context) -> str:
+    call = call_context(ctx)
+    for i, done in enumerate((0, 50, 100)):
+        if i:
+            await asyncio.sleep(STEP)
+        await call.progress(done, 100, f"Completed step {done} of 100")
+    return "Progress reported: 0, 50, 100 of 100"
+
+
+async def test_sampling(ctx: Context, prompt: str) -> str:
+    answer = await call_context(ctx).sample(prompt, max_tokens=100)
+    text = answer.content.text if isinstance(answer.content, TextContent) else "No response"
+    return f"LLM response: {text}"
+
+
+async def _elicited(ctx: Context, message: str, schema: type[BaseModel], label: str) -> str:
+    outcome = await call_context(ctx).ask(message, schema)
+    content = outcome.data.model_dump_json() if isinstance(outcome, AcceptedElicitation) else "{}"
+    return f"{label}: action={outcome.action}, content={content}"
+
+
+async def test_elicitation(ctx: Context, message: str) -> str:
+    return await _elicited(ctx, message, UserResponse, "User response")
+
+
+async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
+    return await _elicited(ctx, "Please provide user information", Defaults, "Elicitation result")
+
+
+async def test_elicitation_sep1330_enums(ctx: Context) -> str:
+    message = "Please select values using different enum schema types"
+    return await _elicited(ctx, message, Enums, "Elicitation completed")
+
+
+async def test_error_handling() -> str:
+    raise ToolError("This tool intentionally returns an error for testing")
+
+
+async def test_missing_capability() -> str:
+    return "Client declared sampling capability; proceeding."
+
+
+def _ask(message: str, field: str, kind: str = "string") -> ElicitRequest:
+    schema = {"type": "object", "properties": {field: {"type": kind}}, "required": [field]}
+    return ElicitRequest(params=ElicitRequestFormParams(message=message, requested_schema=schema))
+
+
+def _sample(text: str, max_tokens: int) -> CreateMessageRequest:
+    message = SamplingMessage(role="user", content=TextContent(type="text", text=text))
+    return CreateMessageRequest(
+        params=CreateMessageRequestParams(messages=[message], max_tokens=max_tokens)
+    )
+
+
+def _content(answer: object, field: str) -> object:
+    return (
+        answer.content.get(field) if isinstance(answer, ElicitResult) and answer.content else None
+    )
+
+
+async def test_input_required_result_elicitation(ctx: Context) -> str:
+    answers = await call_context(ctx).gather({"user_name": _ask("What is your name?", "name")})
+    return f"Hello, {_content(answers['user_name'], 'name') or 'stranger'}!"
+
+
+async def test_input_required_result_sampling(ctx: Context) -> str:
+    question = {"capital_question": _sample("What is the capital of France?", 100)}
+    answer = (await call_context(ctx).gather(question))["capital_question"]
+    return f"Model said: {answer.content.text if answer.content.type == 'text' else '?'}"
+
+
+async def test_input_required_result_list_roots(ctx: Context) -> str:
+    roots = await call_context(ctx).roots(key="client_roots")
+    return f"Client exposed {len(roots)} root(s)."
+
+
+async def test_input_required_result_request_state(ctx: Context) -> str:
+    await call_context(ctx).gather({"confirm": _ask("Please confirm", "ok", "boolean")})
+    return "state-ok: confirmation received"
+
+
+async def test_input_required_result_tampered_state(ctx: Context) -> str:
+    await call_context(ctx).gather({"confirm": _ask("Please confirm", "ok", "boolean")})
+    return "state-ok: the sealed requestState verified"
+
+
+async def test_input_required_result_multiple_inputs(ctx: Context) -> str:
+    await call_context(ctx).gather(
+        {
+            "user_name": _ask("What is your name?", "name"),
+            "greeting": _sample("Generate a greeting", 50),
+            "client_roots": ListRootsRequest(),
+        }
+    )
+    return "All inputs received."
+
+
+async def test_input_required_result_multi_round(ctx: Context) -> str:
+    call = call_context(ctx)
+    first = await call.gather({"step1": _ask("Step 1: What is your name?", "name")})
+    second = await call.gather({"step2": _ask("Step 2: What is your favorite color?", "color")})
+    return f"{_content(first['step1'], 'name')} likes {_content(second['step2'], 'color')}."
+
+
+async def test_input_required_result_capabilities(ctx: Context) -> str:
+    call = call_context(ctx)
+    requests: dict[str, InputRequest] = {}
+    if call.supports("sampling"):
+        requests["sample"] = _sample("Say hello", 50)
+    if call.supports("elicitation"):
+        requests["ask"] = _ask("What is your name?", "name")
+    answers = await call.gather(requests) if requests else {}
+    return json.dumps(sorted(answers))
+
+
+TOOLS = [
+    (test_tool_with_logging, ()),
+    (test_tool_with_progress, ()),
+    (test_sampling, ("sampling",)),
+    (test_elicitation, ()),
+    (test_elicitation_sep1034_defaults, ()),
+    (test_elicitation_sep1330_enums, ()),
+    (test_error_handling, ()),
+    (test_missing_capability, ("sampling",)),
+    (test_input_required_result_elicitation, ()),
+    (test_input_required_result_sampling, ()),
+    (test_input_required_result_list_roots, ()),
+    (test_input_required_result_request_state, ()),
+    (test_input_required_result_tampered_state, ()),
+    (test_input_required_result_multiple_inputs, ()),
+    (test_input_required_result_multi_round, ()),
+    (test_input_required_result_capabilities, ()),
+]
+
+
+def register(server: GatehouseMCP) -> None:
+    for fn, requires in TOOLS:
+        server.tool(
+            name=fn.__name__,
+            title=fn.__name__,
+            description=f"Conformance fixture {fn.__name__}",
+            requires=requires,
+            read_only=True,
+        )(fn)
+    conformance_content.register(server)
