@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from opentelemetry import trace
+
+from app.mcp.asking import declared, missing_capability
 
 logger = logging.getLogger("gatehouse.mcp")
 
@@ -53,17 +55,29 @@ def unknown(kind: str, name: str) -> MCPError:
 class ProtocolErrors:
     """SDK middleware: -32602 for unknown names and missing arguments, -32603 for faults."""
 
-    def __init__(self, tools: Collection[str], prompts: PromptArguments) -> None:
+    def __init__(
+        self,
+        tools: Collection[str],
+        prompts: PromptArguments,
+        requires: Mapping[str, tuple[str, ...]],
+    ) -> None:
         self._tools = tools
         self._prompts = prompts
+        self._requires = requires
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         params = ctx.params or {}
         name = params.get("name")
-        if ctx.method == "tools/call" and name not in self._tools:
-            raise unknown("tool", str(name))
+        if ctx.method == "tools/call":
+            if name not in self._tools:
+                raise unknown("tool", str(name))
+            needs = self._requires.get(str(name))
+            if needs:
+                absent = [n for n in needs if not declared(ctx.session.client_capabilities, n)]
+                if absent:
+                    raise missing_capability(absent, what=f"the tool {name}")
         if ctx.method == "prompts/get":
             self._check_prompt(name, params.get("arguments"))
         try:

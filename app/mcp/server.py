@@ -17,7 +17,7 @@ from mcp_types import EmptyResult, SetLevelRequestParams, ToolAnnotations
 
 from app import __version__
 from app.config import Settings
-from app.mcp.asking import InputRequired, require_capabilities
+from app.mcp.asking import InputRequired
 from app.mcp.call import SCOPE_KEY, CallContext
 from app.mcp.completions import Completer, Completions
 from app.mcp.faults import ProtocolErrors, internal_error
@@ -49,15 +49,12 @@ def request_state_security(settings: Settings | None) -> RequestStateSecurity:
     )
 
 
-def _answers_input_required(fn: F, *, requires: tuple[str, ...], name: str, tool: bool) -> F:
-    """Wrap a handler: check required client capabilities first; an `InputRequired` raised by
+def _answers_input_required(fn: F, *, name: str, tool: bool) -> F:
+    """Wrap a handler: an `InputRequired` raised by
     `call.ask`/`sample`/`roots` becomes the result; a crash in a tool becomes -32603."""
 
     @functools.wraps(fn)
     async def handler(*args: Any, **kwargs: Any) -> Any:
-        ctx = next((v for v in (*args, *kwargs.values()) if _is_context(v)), None)
-        if requires and ctx is not None:
-            require_capabilities(ctx, requires, what=f"{name}")
         try:
             return await fn(*args, **kwargs)
         except InputRequired as asked:
@@ -72,18 +69,13 @@ def _answers_input_required(fn: F, *, requires: tuple[str, ...], name: str, tool
     return handler  # type: ignore[return-value]
 
 
-def _is_context(value: object) -> bool:
-    from mcp.server.mcpserver import Context
-
-    return isinstance(value, Context)
-
-
 class GatehouseMCP:
     """An MCPServer plus the scope each tool requires (checked before the SDK sees the call)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.tool_scopes: dict[str, frozenset[str]] = {}
         self.prompt_arguments: dict[str, frozenset[str]] = {}
+        self.tool_requires: dict[str, tuple[str, ...]] = {}
         self.completions = Completions()
         self.server = MCPServer(
             name="gatehouse",
@@ -100,7 +92,9 @@ class GatehouseMCP:
             # Every registered tool has an entry in tool_scopes (a live view, filled below).
             middleware=[
                 CallerAttributes(self.tool_scopes.keys()),
-                ProtocolErrors(self.tool_scopes.keys(), lambda: self.prompt_arguments),
+                ProtocolErrors(
+                    self.tool_scopes.keys(), lambda: self.prompt_arguments, self.tool_requires
+                ),
             ],
         )
         self.server.completion()(self.completions.complete)
@@ -136,7 +130,9 @@ class GatehouseMCP:
 
         def register(fn: F) -> F:
             self.tool_scopes[name] = frozenset(scopes)
-            wrapped = _answers_input_required(fn, requires=requires, name=name, tool=True)
+            if requires:
+                self.tool_requires[name] = requires
+            wrapped = _answers_input_required(fn, name=name, tool=True)
             self.server.tool(
                 name=name, title=title, description=description, annotations=annotations
             )(wrapped)
@@ -155,7 +151,7 @@ class GatehouseMCP:
         """Register a prompt; `complete` maps argument names to their completers."""
 
         def register(fn: F) -> F:
-            wrapped = _answers_input_required(fn, requires=(), name=name, tool=False)
+            wrapped = _answers_input_required(fn, name=name, tool=False)
             prompt = self.server.prompt(name=name, title=title, description=description)(wrapped)
             del prompt
             listed = self.server._prompt_manager.get_prompt(name)  # noqa: SLF001
@@ -179,7 +175,7 @@ class GatehouseMCP:
         """Register a resource or (with `{params}` in `uri`) a resource template."""
 
         def register(fn: F) -> F:
-            wrapped = _answers_input_required(fn, requires=(), name=uri, tool=False)
+            wrapped = _answers_input_required(fn, name=uri, tool=False)
             self.server.resource(
                 uri, name=name, title=title, description=description, mime_type=mime_type
             )(wrapped)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Annotated
 
 from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver import Context
@@ -35,7 +36,8 @@ STEP = 0.05  # the suite asks for ~50 ms between notifications
 
 
 class UserResponse(BaseModel):
-    response: str = Field(description="User's response")
+    username: str = Field(description="User's response")
+    email: str = Field(description="User's email address")
 
 
 class Defaults(BaseModel):
@@ -143,6 +145,18 @@ async def test_error_handling() -> str:
     raise ToolError("This tool intentionally returns an error for testing")
 
 
+async def test_x_mcp_header(
+    region: Annotated[
+        str,
+        Field(
+            description="Mirrored into the Mcp-Param-Region header",
+            json_schema_extra={"x-mcp-header": "Region"},
+        ),
+    ] = "<none>",  # noqa: PT028 - a tool parameter, not a pytest fixture
+) -> str:
+    return f"region={region}"
+
+
 async def test_missing_capability() -> str:
     return "Client declared sampling capability; proceeding."
 
@@ -229,6 +243,7 @@ TOOLS = [
     (test_elicitation_sep1330_enums, ()),
     (test_error_handling, ()),
     (test_missing_capability, ("sampling",)),
+    (test_x_mcp_header, ()),
     (test_input_required_result_elicitation, ()),
     (test_input_required_result_sampling, ()),
     (test_input_required_result_list_roots, ()),

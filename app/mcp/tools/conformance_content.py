@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.prompts.base import UserMessage
-from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult
+from mcp_types import (
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    EmptyResult,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
 
 from app.mcp import content
 from app.mcp.call import call_context
@@ -131,7 +140,17 @@ PROMPTS = [
 SUGGESTIONS = ["paris", "park", "party", "pear", "plum"]
 
 
+async def _acknowledged(_ctx: ServerRequestContext[Any, Any], _params: object) -> EmptyResult:
+    # The watched resource never changes, so a subscription to it never has anything to send.
+    return EmptyResult()
+
+
 def register(server: GatehouseMCP) -> None:
+    # resources/subscribe and unsubscribe (handshake generation), for the suite's
+    # test://watched-resource; MCPServer has no public hook for these methods.
+    lowlevel = server.server._lowlevel_server  # noqa: SLF001
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, _acknowledged)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, _acknowledged)
     for fn in CONTENT_TOOLS:
         name = fn.__name__
         server.tool(
