@@ -100,22 +100,16 @@ _RESULT_TYPES: dict[str, type[InputResponse]] = {
 }
 
 
-def _earlier_round(ctx: Context) -> tuple[dict[str, Any], frozenset[str]]:
-    """The answers carried in requestState (verified and unsealed by the SDK boundary before
-    the handler runs) and the keys asked in the last round."""
+def _earlier_answers(ctx: Context) -> dict[str, Any]:
+    """The answers carried in requestState, verified and unsealed by the SDK's boundary before
+    the handler runs (a tampered, expired or foreign state never gets here: -32602)."""
     state = ctx.request_state
     try:
         loaded = json.loads(state) if state else {}
     except ValueError:
         loaded = {}
-    if not isinstance(loaded, dict):
-        loaded = {}
-    answers = loaded.get("answers")
-    asked = loaded.get("asked")
-    return (
-        answers if isinstance(answers, dict) else {},
-        frozenset(asked) if isinstance(asked, list) else frozenset(),
-    )
+    answers = loaded.get("answers") if isinstance(loaded, dict) else None
+    return answers if isinstance(answers, dict) else {}
 
 
 def _parsed(key: str, request: InputRequest, raw: object) -> InputResponse:
@@ -144,25 +138,23 @@ async def gather(ctx: Context, requests: Mapping[str, InputRequest]) -> dict[str
 def _gather_in_rounds(
     ctx: Context, requests: Mapping[str, InputRequest]
 ) -> dict[str, InputResponse]:
-    earlier, asked = _earlier_round(ctx)
-    # Only answers to questions this server asked last round count; anything else the client
-    # sends is ignored (SEP-2322: servers ignore unexpected inputResponses).
+    # Keys this handler did not ask for are ignored (SEP-2322: servers SHOULD ignore
+    # inputResponses they do not recognise).
     fresh = {
         key: value.model_dump(by_alias=True, mode="json")
         for key, value in (ctx.input_responses or {}).items()
-        if key in asked
     }
-    known = {**earlier, **fresh}
+    known = {**_earlier_answers(ctx), **fresh}
     answers = {
         key: _parsed(key, request, known[key]) for key, request in requests.items() if key in known
     }
     if len(answers) == len(requests):
         return answers
     pending = {key: request for key, request in requests.items() if key not in answers}
-    state = {"answers": known, "asked": sorted(pending)}
-    raise InputRequired(
-        InputRequiredResult(input_requests=pending, request_state=json.dumps(state, sort_keys=True))
-    )
+    # Every answer so far rides along, for the questions the handler asks before this one on
+    # the next round; the state is sealed and bound to this user, client, tool and arguments.
+    state = json.dumps({"answers": known}, sort_keys=True)
+    raise InputRequired(InputRequiredResult(input_requests=pending, request_state=state))
 
 
 async def _gather_by_request(

@@ -116,6 +116,18 @@ async def test_tool_with_progress(ctx: Context) -> str:
     return "Progress reported: 0, 50, 100 of 100"
 
 
+async def test_logging_tool(ctx: Context) -> str:
+    """2026-07-28: sends nothing unless the request set _meta's logLevel (SEP-2575)."""
+    await call_context(ctx).log("info", "a log message from test_logging_tool")
+    return "logged"
+
+
+async def test_streaming_elicitation(ctx: Context) -> str:
+    """2026-07-28: asking travels in the result (input_required), never as a request."""
+    outcome = await call_context(ctx).ask("Please provide your information", UserResponse)
+    return f"action={outcome.action}"
+
+
 async def test_sampling(ctx: Context, prompt: str) -> str:
     answer = await call_context(ctx).sample(prompt, max_tokens=100)
     text = answer.content.text if isinstance(answer.content, TextContent) else "No response"
@@ -237,6 +249,8 @@ async def test_input_required_result_capabilities(ctx: Context) -> str:
 TOOLS = [
     (test_tool_with_logging, ()),
     (test_tool_with_progress, ()),
+    (test_logging_tool, ()),
+    (test_streaming_elicitation, ()),
     (test_sampling, ("sampling",)),
     (test_elicitation, ()),
     (test_elicitation_sep1034_defaults, ()),

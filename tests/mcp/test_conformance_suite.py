@@ -1,0 +1,98 @@
+"""The official MCP conformance suite (npm @modelcontextprotocol/conformance, pinned) against a
+live Gatehouse with MCP_TOOLSETS=conformance, through a local proxy that adds the bearer token
+from the real OAuth flow: the 2026-07-28 requirement set and the 2025-11-25 scenarios.
+
+Zero failures outside tests/mcp/conformance-expected-failures.yml (extension and pending
+scenarios only, each with its reason). One server for the module; SQLite (the suite exercises
+the MCP surface, not the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Backend, LiveServer, _upgrade, free_port, start_server
+from tests.mcp.conformance_proxy import bearer_proxy
+from tests.mcp.support import obtain_grant
+from tests.node import cache_dir, npm_install
+
+CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
+CLI = "node_modules/@modelcontextprotocol/conformance/dist/index.js"
+EXPECTED = Path(__file__).parent / "conformance-expected-failures.yml"
+RUN_TIMEOUT = 900
+
+
+@pytest.fixture(scope="module")
+def conformance_cli() -> tuple[Path, Path]:
+    node = npm_install("the MCP conformance suite", [CONFORMANCE], lambda c: (c / CLI).exists())
+    return node, cache_dir() / CLI
+
+
+@pytest.fixture(scope="module")
+async def suite_target(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[LiveServer, str]]:
+    tmp = tmp_path_factory.mktemp("conformance")
+    url = f"sqlite+aiosqlite:///{tmp / 'gatehouse.db'}"
+    await asyncio.to_thread(_upgrade, url)
+    proxy_port = free_port()
+    # The suite's DNS-rebinding probes send Host/Origin for the address it was given (the
+    # proxy's), which the proxy passes through: Gatehouse is told to accept that address.
+    proxied = [f"127.0.0.1:{proxy_port}", f"localhost:{proxy_port}"]
+    server = start_server(
+        Backend("sqlite", url),
+        tmp,
+        MCP_TOOLSETS="conformance",
+        ALLOWED_HOSTS=",".join(proxied),
+        ALLOWED_ORIGINS=",".join(f"http://{h}" for h in proxied),
+    )
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as web:
+            grant = await obtain_grant(web)
+        async with bearer_proxy(server.url, grant.access_token, port=proxy_port) as proxy:
+            yield server, f"{proxy}/mcp"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [["--requirements", "2026-07-28"], ["--spec-version", "2025-11-25"]],
+    ids=["requirements-2026-07-28", "spec-version-2025-11-25"],
+)
+async def test_conformance_suite_passes(
+    conformance_cli: tuple[Path, Path],
+    suite_target: tuple[LiveServer, str],
+    selection: list[str],
+    tmp_path: Path,
+) -> None:
+    node, cli = conformance_cli
+    server, url = suite_target
+    process = await asyncio.create_subprocess_exec(
+        str(node),
+        str(cli),
+        "server",
+        "--url",
+        url,
+        *selection,
+        "--expected-failures",
+        str(EXPECTED),
+        "-o",
+        str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+    report = out.decode(errors="replace")
+    summary = report[report.rfind("=== SUMMARY ===") :]
+    assert process.returncode == 0, (
+        f"{summary}\n--- server log ---\n{server.log.read_text()[-4000:]}"
+    )
+    assert "Total:" in summary
