@@ -14,12 +14,10 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import Backend, LiveServer, _upgrade, free_port, start_server
 from tests.mcp.conformance_proxy import bearer_proxy
-from tests.mcp.support import obtain_grant
+from tests.mcp.conftest import ConformanceServer
 from tests.node import cache_dir, npm_install
 
 CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
@@ -35,30 +33,12 @@ def conformance_cli() -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-async def suite_target(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[LiveServer, str]]:
-    tmp = tmp_path_factory.mktemp("conformance")
-    url = f"sqlite+aiosqlite:///{tmp / 'gatehouse.db'}"
-    await asyncio.to_thread(_upgrade, url)
-    proxy_port = free_port()
-    # The suite's DNS-rebinding probes send Host/Origin for the address it was given (the
-    # proxy's), which the proxy passes through: Gatehouse is told to accept that address.
-    proxied = [f"127.0.0.1:{proxy_port}", f"localhost:{proxy_port}"]
-    server = start_server(
-        Backend("sqlite", url),
-        tmp,
-        MCP_TOOLSETS="conformance",
-        ALLOWED_HOSTS=",".join(proxied),
-        ALLOWED_ORIGINS=",".join(f"http://{h}" for h in proxied),
-    )
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as web:
-            grant = await obtain_grant(web)
-        async with bearer_proxy(server.url, grant.access_token, port=proxy_port) as proxy:
-            yield server, f"{proxy}/mcp"
-    finally:
-        server.stop()
+async def suite_url(conformance_server: ConformanceServer) -> AsyncIterator[str]:
+    target = conformance_server
+    async with bearer_proxy(
+        target.server.url, target.grant.access_token, port=target.proxy_port
+    ) as proxy:
+        yield f"{proxy}/mcp"
 
 
 @pytest.mark.parametrize(
@@ -68,12 +48,13 @@ async def suite_target(
 )
 async def test_conformance_suite_passes(
     conformance_cli: tuple[Path, Path],
-    suite_target: tuple[LiveServer, str],
+    conformance_server: ConformanceServer,
+    suite_url: str,
     selection: list[str],
     tmp_path: Path,
 ) -> None:
     node, cli = conformance_cli
-    server, url = suite_target
+    server, url = conformance_server.server, suite_url
     process = await asyncio.create_subprocess_exec(
         str(node),
         str(cli),

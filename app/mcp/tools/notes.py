@@ -154,7 +154,7 @@ async def notes_delete(
         stmt = select(Note).where(Note.id.in_(owned), Note.user_id == call.auth.user.id)
         for note in (await session.execute(stmt)).scalars():
             await session.delete(note)
-    return Deleted(ids=[str(n) for n in owned], deleted=True)
+    return Deleted(ids=[str(n) for n in wanted], deleted=True)
 
 
 async def note_resource(note_id: str, ctx: Context) -> str:
