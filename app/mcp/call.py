@@ -9,6 +9,7 @@ speaks the wire shape of the protocol generation the client negotiated (app/mcp/
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar, cast
 
@@ -29,6 +30,7 @@ from mcp_types import (
     ElicitRequest,
     ElicitRequestFormParams,
     ElicitResult,
+    InputRequest,
     ListRootsRequest,
     ListRootsResult,
     Root,
@@ -127,7 +129,7 @@ class CallContext:
         answer = (await asking.gather(self._sdk, {key: ListRootsRequest()}))[key]
         return cast(ListRootsResult, answer).roots
 
-    async def gather(self, requests: dict[str, asking.InputRequest]) -> dict[str, Any]:
+    async def gather(self, requests: Mapping[str, InputRequest]) -> dict[str, Any]:
         """Several requests at once (one round on 2026-07-28); the answers by key."""
         return dict(await asking.gather(self._sdk, requests))
 

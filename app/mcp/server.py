@@ -97,7 +97,7 @@ class GatehouseMCP:
                 ),
             ],
         )
-        self.server.completion()(self.completions.complete)
+        self.server.completion()(self.completions.complete)  # type: ignore[no-untyped-call]
         # logging/setLevel (handshake generation; 2026-07-28 sends the level per request in
         # _meta). Stateless, there is no session to remember it in: the level is accepted and
         # tools log what they choose to; MCPServer has no public hook for this method.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver import Context
@@ -32,6 +33,7 @@ from app.mcp.call import call_context
 from app.mcp.server import GatehouseMCP
 from app.mcp.tools import conformance_content
 
+Handler = Callable[..., Awaitable[Any]]
 STEP = 0.05  # the suite asks for ~50 ms between notifications
 
 
@@ -246,7 +248,7 @@ async def test_input_required_result_capabilities(ctx: Context) -> str:
     return json.dumps(sorted(answers))
 
 
-TOOLS = [
+TOOLS: list[tuple[Handler, tuple[str, ...]]] = [
     (test_tool_with_logging, ()),
     (test_tool_with_progress, ()),
     (test_logging_tool, ()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.context import ServerRequestContext
@@ -117,20 +118,21 @@ async def test_input_required_result_prompt(ctx: Context) -> list[UserMessage]:
     return [UserMessage(content=content.text(f"Use the following context: {given}"))]
 
 
-CONTENT_TOOLS = [
+Handler = Callable[..., Awaitable[Any]]
+CONTENT_TOOLS: list[Handler] = [
     test_simple_text,
     test_image_content,
     test_audio_content,
     test_embedded_resource,
     test_multiple_content_types,
 ]
-RESOURCES = [
+RESOURCES: list[tuple[str, str, Handler, str]] = [
     ("test://static-text", "static-text", static_text, "text/plain"),
     ("test://static-binary", "static-binary", static_binary, "image/png"),
     ("test://template/{id}/data", "template", template_data, "application/json"),
     ("test://watched-resource", "watched-resource", watched, "text/plain"),
 ]
-PROMPTS = [
+PROMPTS: list[Handler] = [
     test_simple_prompt,
     test_prompt_with_arguments,
     test_prompt_with_embedded_resource,

@@ -151,8 +151,8 @@ async def notes_delete(
     ):
         return Deleted(ids=[], deleted=False)
     async with call.session() as session, session.begin():
-        stmt = select(Note).where(Note.id.in_(owned), Note.user_id == call.auth.user.id)
-        for note in (await session.execute(stmt)).scalars():
+        doomed = select(Note).where(Note.id.in_(owned), Note.user_id == call.auth.user.id)
+        for note in (await session.execute(doomed)).scalars():
             await session.delete(note)
     return Deleted(ids=[str(n) for n in wanted], deleted=True)
 
