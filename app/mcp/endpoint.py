@@ -7,7 +7,7 @@ enters `McpEndpoint.running()` so the SDK's session managers have their task gro
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -166,14 +166,18 @@ def _wants_session(headers: Headers, message: object) -> bool:
     )
 
 
-def _answers_as_stream(headers: Headers, message: object) -> bool:
+def _answers_as_stream(
+    headers: Headers, message: object, streaming: Collection[str] = frozenset()
+) -> bool:
     """Whether to hand the request to the SSE session manager or the plain-JSON one.
 
     Streamable HTTP lets the server answer a request with one JSON object or an SSE stream, and
     the client MUST support both. A stream only carries more when the request can receive
-    notifications (a progress token, a log level) or is subscriptions/listen, so only those go
-    to the SSE manager; everything else skips its task machinery (docs/PERFORMANCE.md). A
-    client that does not accept JSON still gets SSE.
+    notifications (a progress token, a log level), is subscriptions/listen, or calls a tool
+    registered with `streaming=True` (a slow tool: the SSE path sends keep-alive pings and
+    cancels the tool when the client goes away), so only those go to the SSE manager;
+    everything else skips its task machinery (docs/PERFORMANCE.md). A client that does not
+    accept JSON still gets SSE.
     """
     accept = headers.get("accept", "")
     if not ("text/event-stream" in accept or "*/*" in accept or "text/*" in accept):
@@ -184,6 +188,9 @@ def _answers_as_stream(headers: Headers, message: object) -> bool:
         if not isinstance(item, dict) or item.get("method") == "subscriptions/listen":
             return True
         params = item.get("params")
+        if item.get("method") == "tools/call" and isinstance(params, dict):
+            if params.get("name") in streaming:
+                return True
         meta = params.get("_meta") if isinstance(params, dict) else None
         if isinstance(meta, dict) and any(key in meta for key in STREAM_META_KEYS):
             return True
@@ -252,7 +259,7 @@ class McpEndpoint:
         )
         if _wants_session(headers, message):
             manager = self.session_manager
-        elif _answers_as_stream(headers, message):
+        elif _answers_as_stream(headers, message, self.server.streaming_tools):
             manager = self.sse_manager
         else:
             manager = self.json_manager

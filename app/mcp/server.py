@@ -76,6 +76,7 @@ class GatehouseMCP:
         self.tool_scopes: dict[str, frozenset[str]] = {}
         self.prompt_arguments: dict[str, frozenset[str]] = {}
         self.tool_requires: dict[str, tuple[str, ...]] = {}
+        self.streaming_tools: set[str] = set()
         self.completions = Completions()
         self.server = MCPServer(
             name="gatehouse",
@@ -113,13 +114,15 @@ class GatehouseMCP:
         description: str,
         scopes: tuple[str, ...] = (),
         requires: tuple[str, ...] = (),
+        streaming: bool = False,
         read_only: bool,
         destructive: bool = False,
         idempotent: bool = False,
     ) -> Callable[[F], F]:
         """Register a tool; `scopes` beyond `mcp` are demanded with a 403 step-up challenge;
         `requires` names client capabilities ("sampling", "elicitation", "roots") without which
-        the call answers -32021 before the tool runs."""
+        the call answers -32021 before the tool runs; `streaming` (a slow tool) always answers
+        on an SSE stream, with keep-alives and cancellation when the client disconnects."""
         annotations = ToolAnnotations(
             title=title,
             readOnlyHint=read_only,
@@ -132,6 +135,8 @@ class GatehouseMCP:
             self.tool_scopes[name] = frozenset(scopes)
             if requires:
                 self.tool_requires[name] = requires
+            if streaming:
+                self.streaming_tools.add(name)
             wrapped = _answers_input_required(fn, name=name, tool=True)
             self.server.tool(
                 name=name, title=title, description=description, annotations=annotations
