@@ -39,12 +39,14 @@ def trace_id() -> str:
 
 
 def internal_error(exc: BaseException, *, where: str) -> MCPError:
-    """Log a fault (type and frames only) and the -32603 the client sees."""
+    """Log a fault (its types and frames only) and the -32603 the client sees."""
     incident = trace_id()
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    logger.error(
-        "MCP %s failed with %s (trace %s)\n%s", where, type(exc).__qualname__, incident, frames
-    )
+    chain: list[BaseException] = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 5:  # the SDK wraps some errors
+        chain.append(chain[-1].__cause__)
+    kinds = " <- ".join(type(e).__qualname__ for e in chain)
+    frames = "".join(traceback.format_tb(chain[-1].__traceback__))
+    logger.error("MCP %s failed with %s (trace %s)\n%s", where, kinds, incident, frames)
     return MCPError(code=INTERNAL_ERROR, message=f"Internal error (trace id {incident})")
 
 
