@@ -310,3 +310,48 @@ async def test_completions_for_prompt_and_template_arguments(
         )
     assert prompt.completion.values == ["paris", "park", "party"]
     assert template.completion.values == ["1", "123"]
+
+
+# -- handshake-generation sessions ------------------------------------------------------------
+
+
+async def test_a_session_belongs_to_the_user_and_client_that_opened_it(
+    conformance_server: ConformanceServer,
+) -> None:
+    version = "2025-11-25"
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": version,
+    }
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": {"elicitation": {}},
+            "clientInfo": {"name": "tests", "version": "1"},
+        },
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    alice = {**headers, "Authorization": f"Bearer {conformance_server.grant.access_token}"}
+    bob = {**headers, "Authorization": f"Bearer {conformance_server.other.access_token}"}
+    async with httpx.AsyncClient(timeout=30) as web:
+        opened = await web.post(conformance_server.mcp_url, json=initialize, headers=alice)
+        assert opened.status_code == 200
+        session = opened.headers["mcp-session-id"]
+        url = conformance_server.mcp_url
+        own = await web.post(url, json=listing, headers={**alice, "Mcp-Session-Id": session})
+        assert own.status_code == 200
+        foreign = await web.post(url, json=listing, headers={**bob, "Mcp-Session-Id": session})
+        assert foreign.status_code == 404  # as if it did not exist
+        ended = await web.delete(url, headers={**alice, "Mcp-Session-Id": session})
+        assert ended.status_code == 200
+        after = await web.post(url, json=listing, headers={**alice, "Mcp-Session-Id": session})
+        assert after.status_code == 404
+        # A client that cannot answer the server's requests stays stateless.
+        plain = {**initialize, "params": {**initialize["params"], "capabilities": {}}}
+        stateless = await web.post(url, json=plain, headers=alice)
+        assert stateless.status_code == 200
+        assert "mcp-session-id" not in stateless.headers
