@@ -49,9 +49,9 @@ def request_state_security(settings: Settings | None) -> RequestStateSecurity:
     )
 
 
-def _answers_input_required(fn: F, *, name: str, tool: bool) -> F:
+def _answers_input_required(fn: F, *, where: str) -> F:
     """Wrap a handler: an `InputRequired` raised by
-    `call.ask`/`sample`/`roots` becomes the result; a crash in a tool becomes -32603."""
+    `call.ask`/`sample`/`roots` becomes the result; a crash becomes -32603 with a trace id."""
 
     @functools.wraps(fn)
     async def handler(*args: Any, **kwargs: Any) -> Any:
@@ -62,9 +62,7 @@ def _answers_input_required(fn: F, *, name: str, tool: bool) -> F:
         except (MCPError, ToolError, ResourceError):
             raise
         except Exception as exc:
-            if not tool:
-                raise
-            raise internal_error(exc, where=f"tools/call {name}") from None
+            raise internal_error(exc, where=where) from None
 
     return handler  # type: ignore[return-value]
 
@@ -137,7 +135,7 @@ class GatehouseMCP:
                 self.tool_requires[name] = requires
             if streaming:
                 self.streaming_tools.add(name)
-            wrapped = _answers_input_required(fn, name=name, tool=True)
+            wrapped = _answers_input_required(fn, where=f"tools/call {name}")
             self.server.tool(
                 name=name, title=title, description=description, annotations=annotations
             )(wrapped)
@@ -156,7 +154,7 @@ class GatehouseMCP:
         """Register a prompt; `complete` maps argument names to their completers."""
 
         def register(fn: F) -> F:
-            wrapped = _answers_input_required(fn, name=name, tool=False)
+            wrapped = _answers_input_required(fn, where=f"prompts/get {name}")
             prompt = self.server.prompt(name=name, title=title, description=description)(wrapped)
             del prompt
             listed = self.server._prompt_manager.get_prompt(name)  # noqa: SLF001
@@ -180,7 +178,7 @@ class GatehouseMCP:
         """Register a resource or (with `{params}` in `uri`) a resource template."""
 
         def register(fn: F) -> F:
-            wrapped = _answers_input_required(fn, name=uri, tool=False)
+            wrapped = _answers_input_required(fn, where=f"resources/read {name}")
             self.server.resource(
                 uri, name=name, title=title, description=description, mime_type=mime_type
             )(wrapped)

@@ -28,24 +28,32 @@ def _server() -> GatehouseMCP:
     server.tool(name="crashes", title="Crashes", description="Always fails", read_only=True)(
         crashes
     )
+
+    async def resource_crashes(key: str) -> str:
+        raise OSError(f"cannot open {key}")
+
     server.prompt(name="broken", title="Broken", description="Always fails")(prompt_crashes)
+    server.resource("broken://{key}", name="broken", title="Broken", description="Fails")(
+        resource_crashes
+    )
     return server
 
 
 @pytest.mark.parametrize(
     ("method", "arguments"),
-    [("tool", {"text": SECRET}), ("prompt", {"topic": SECRET})],
+    [("tool", {"text": SECRET}), ("prompt", {"topic": SECRET}), ("resource", {"key": SECRET})],
 )
 async def test_a_crash_is_32603_with_a_trace_id_and_no_user_data(
     method: str, arguments: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="gatehouse.mcp")
     async with Client(_server().server) as client:
-        call = (
-            client.call_tool("crashes", arguments)
-            if method == "tool"
-            else client.get_prompt("broken", arguments)
-        )
+        calls = {
+            "tool": lambda: client.call_tool("crashes", arguments),
+            "prompt": lambda: client.get_prompt("broken", arguments),
+            "resource": lambda: client.read_resource(f"broken://{SECRET}"),
+        }
+        call = calls[method]()
         with pytest.raises(MCPError) as raised:
             await call
     error = raised.value.error
@@ -56,7 +64,7 @@ async def test_a_crash_is_32603_with_a_trace_id_and_no_user_data(
     assert len(logged) == 1
     text = logged[0].getMessage()
     assert found.group(1) in text
-    assert ("RuntimeError" if method == "tool" else "KeyError") in text
+    assert {"tool": "RuntimeError", "prompt": "KeyError", "resource": "OSError"}[method] in text
     assert SECRET not in text
     assert logged[0].exc_info is None  # the message (user data) is never formatted
 
