@@ -107,27 +107,19 @@ def _tool_calls(message: object) -> list[str]:
 class SdkResponse(Response):
     """Hands the request, body already read, to the SDK's Streamable HTTP session manager."""
 
-    def __init__(self, handler: ASGIApp, body: bytes, call: CallContext) -> None:
+    def __init__(
+        self, handler: ASGIApp, body: bytes, call: CallContext, *, session: bool = False
+    ) -> None:
         super().__init__()
         self._handler = handler
         self._body = body
         self._call = call
+        self._session = session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SCOPE_KEY] = self._call
-        # The principal a handshake-generation session is bound to: the SDK answers 404 to a
-        # request for that session with any other (client, issuer, subject).
-        auth = self._call.auth
-        scope["user"] = AuthenticatedUser(
-            AccessToken(
-                token="",  # never kept: the principal is the (client, issuer, subject) below
-                client_id=auth.client.id,
-                scopes=sorted(auth.scopes),
-                expires_at=auth.expires_at,
-                subject=str(auth.user.id),
-                claims={"iss": self._call.settings.issuer},
-            )
-        )
+        if self._session:
+            scope["user"] = session_owner(self._call)
         pending = [self._body]
 
         async def replay_body() -> Message:
@@ -136,6 +128,22 @@ class SdkResponse(Response):
             return await receive()
 
         await self._handler(scope, replay_body, send)
+
+
+def session_owner(call: CallContext) -> AuthenticatedUser:
+    """The principal a handshake-generation session is bound to: the SDK answers 404 to a
+    request for that session from any other (client, issuer, subject)."""
+    auth = call.auth
+    return AuthenticatedUser(
+        AccessToken(
+            token="",  # never kept: the principal is the (client, issuer, subject) below
+            client_id=auth.client.id,
+            scopes=sorted(auth.scopes),
+            expires_at=auth.expires_at,
+            subject=str(auth.user.id),
+            claims={"iss": call.settings.issuer},
+        )
+    )
 
 
 STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
@@ -238,7 +246,8 @@ class McpEndpoint:
         if request.method == "DELETE" and headers.get(SESSION_HEADER) is not None:
             # Ending a handshake-generation session (its owner is checked by the SDK).
             call = CallContext(auth=auth, services=services, protocol_version=None)
-            await SdkResponse(self.session_manager.handle_request, b"", call)(scope, receive, send)
+            ending = SdkResponse(self.session_manager.handle_request, b"", call, session=True)
+            await ending(scope, receive, send)
             return
         if request.method != "POST":
             # Streamable HTTP, on a GET: "The server MUST either return Content-Type:
@@ -257,13 +266,14 @@ class McpEndpoint:
         call = CallContext(
             auth=auth, services=services, protocol_version=headers.get(PROTOCOL_HEADER)
         )
-        if _wants_session(headers, message):
+        session = _wants_session(headers, message)
+        if session:
             manager = self.session_manager
         elif _answers_as_stream(headers, message, self.server.streaming_tools):
             manager = self.sse_manager
         else:
             manager = self.json_manager
-        await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
+        await SdkResponse(manager.handle_request, body, call, session=session)(scope, receive, send)
 
     def _demand_tool_scopes(self, message: object, granted: frozenset[str]) -> None:
         for name in _tool_calls(message):
