@@ -10,6 +10,7 @@ the MCP surface, not the database).
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,15 +21,26 @@ from tests.mcp.conformance_proxy import bearer_proxy
 from tests.mcp.conftest import ConformanceServer
 from tests.node import cache_dir, npm_install
 
-CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
-CLI = "node_modules/@modelcontextprotocol/conformance/dist/index.js"
+CONFORMANCE_VERSION = "0.2.0-alpha.12"
+CONFORMANCE = f"@modelcontextprotocol/conformance@{CONFORMANCE_VERSION}"
+PACKAGE = "node_modules/@modelcontextprotocol/conformance"
+CLI = f"{PACKAGE}/dist/index.js"
 EXPECTED = Path(__file__).parent / "conformance-expected-failures.yml"
 RUN_TIMEOUT = 900
 
 
+def _pinned_version_installed(cache: Path) -> bool:
+    """The CLI is there and is exactly the pinned version (another test may install another)."""
+    try:
+        manifest = json.loads((cache / PACKAGE / "package.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("version") == CONFORMANCE_VERSION and (cache / CLI).exists()
+
+
 @pytest.fixture(scope="module")
 def conformance_cli() -> tuple[Path, Path]:
-    node = npm_install("the MCP conformance suite", [CONFORMANCE], lambda c: (c / CLI).exists())
+    node = npm_install("the MCP conformance suite", [CONFORMANCE], _pinned_version_installed)
     return node, cache_dir() / CLI
 
 
