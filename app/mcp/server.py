@@ -113,6 +113,7 @@ class GatehouseMCP:
         scopes: tuple[str, ...] = (),
         requires: tuple[str, ...] = (),
         streaming: bool = False,
+        input_schema: dict[str, Any] | None = None,
         read_only: bool,
         destructive: bool = False,
         idempotent: bool = False,
@@ -120,7 +121,9 @@ class GatehouseMCP:
         """Register a tool; `scopes` beyond `mcp` are demanded with a 403 step-up challenge;
         `requires` names client capabilities ("sampling", "elicitation", "roots") without which
         the call answers -32021 before the tool runs; `streaming` (a slow tool) always answers
-        on an SSE stream, with keep-alives and cancellation when the client disconnects."""
+        on an SSE stream, with keep-alives and cancellation when the client disconnects;
+        `input_schema` replaces the advertised JSON Schema (arguments are still validated against
+        the function's parameters, so keep the two in agreement)."""
         annotations = ToolAnnotations(
             title=title,
             readOnlyHint=read_only,
@@ -139,6 +142,11 @@ class GatehouseMCP:
             self.server.tool(
                 name=name, title=title, description=description, annotations=annotations
             )(wrapped)
+            if input_schema is not None:
+                # MCPServer.tool() has no public override for the derived schema.
+                registered = self.server._tool_manager.get_tool(name)  # noqa: SLF001
+                if registered is not None:
+                    registered.parameters = input_schema
             return fn
 
         return register

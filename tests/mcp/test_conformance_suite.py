@@ -2,8 +2,8 @@
 live Gatehouse with MCP_TOOLSETS=conformance, through a local proxy that adds the bearer token
 from the real OAuth flow: the 2026-07-28 requirement set and the 2025-11-25 scenarios.
 
-Zero failures outside tests/mcp/conformance-expected-failures.yml (extension and pending
-scenarios only, each with its reason). One server for the module; SQLite (the suite exercises
+Zero failures outside tests/mcp/conformance-expected-failures.yml (the tasks extension's
+scenarios only, with the reason). One server for the module; SQLite (the suite exercises
 the MCP surface, not the database).
 """
 

@@ -271,7 +271,45 @@ TOOLS: list[tuple[Handler, tuple[str, ...]]] = [
 ]
 
 
+# SEP-1613/SEP-2106: the JSON Schema 2020-12 vocabulary a tool's inputSchema may use, advertised
+# unchanged in tools/list.
+SCHEMA_2020_12: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+async def json_schema_2020_12_tool() -> str:
+    return "json_schema_2020_12_tool"
+
+
 def register(server: GatehouseMCP) -> None:
+    server.tool(
+        name="json_schema_2020_12_tool",
+        title="JSON Schema 2020-12",
+        description="Conformance fixture: a 2020-12 inputSchema, advertised unchanged",
+        input_schema=SCHEMA_2020_12,
+        read_only=True,
+    )(json_schema_2020_12_tool)
     for fn, requires in TOOLS:
         server.tool(
             name=fn.__name__,
