@@ -9,6 +9,7 @@ speaks the wire shape of the protocol generation the client negotiated (app/mcp/
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar, cast
@@ -21,7 +22,7 @@ from mcp.server.elicitation import (
     render_elicitation_schema,
 )
 from mcp.server.mcpserver import Context
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types import (
     INVALID_PARAMS,
     CreateMessageRequest,
@@ -79,9 +80,13 @@ class CallContext:
     async def log(self, level: LogLevel, data: Any, *, logger: str | None = None) -> None:
         """Send a log message to the client, on this request's stream. Never log secrets."""
         session = self._sdk.request_context.session
-        await session.send_log_message(  # the SDK marks it deprecated for 2026-07-28 (SEP-2577)
-            level=level, data=data, logger=logger, related_request_id=self._sdk.request_id
-        )
+        with warnings.catch_warnings():
+            # Deprecated as of 2026-07-28 (SEP-2577) but still part of every generation we
+            # speak; the SDK sends it only where the request opted in.
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await session.send_log_message(
+                level=level, data=data, logger=logger, related_request_id=self._sdk.request_id
+            )
 
     def supports(self, capability: str) -> bool:
         """Whether the client declared `capability` ("elicitation", "sampling", "roots")."""
