@@ -7,6 +7,7 @@ foreign requestState. Raw JSON-RPC where the SDK client would hide the wire.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -355,3 +356,39 @@ async def test_a_session_belongs_to_the_user_and_client_that_opened_it(
         stateless = await web.post(url, json=plain, headers=alice)
         assert stateless.status_code == 200
         assert "mcp-session-id" not in stateless.headers
+
+
+# -- a slow tool on a stream -------------------------------------------------------------------
+
+
+async def _titles(target: ConformanceServer) -> list[str]:
+    listed = await _post(
+        target, target.grant.access_token, {"name": "notes_list", "arguments": {"limit": 100}}
+    )
+    return [note["title"] for note in structured(listed["result"])["notes"]]
+
+
+async def test_a_streaming_tool_is_cancelled_when_the_client_goes_away(
+    conformance_server: ConformanceServer,
+) -> None:
+    token = conformance_server.grant.access_token
+    # Finished: the note is written (the check below can fail).
+    done = await _post(
+        conformance_server,
+        token,
+        {"name": "slow_note", "arguments": {"title": "kept", "seconds": 0.5}},
+    )
+    assert done["result"]["content"][0]["text"] == "written"
+    assert "kept" in await _titles(conformance_server)
+
+    body, headers = mcp_request(
+        "tools/call",
+        {"name": "slow_note", "arguments": {"title": "abandoned", "seconds": 2.0}},
+        token=token,
+    )
+    async with httpx.AsyncClient(timeout=30) as web:
+        with pytest.raises(httpx.ReadTimeout):
+            # The client gives up after half a second and closes the connection.
+            await web.post(conformance_server.mcp_url, json=body, headers=headers, timeout=0.5)
+    await asyncio.sleep(3.0)  # past the moment the tool would have written
+    assert "abandoned" not in await _titles(conformance_server)

@@ -30,8 +30,10 @@ from mcp_types import (
 from pydantic import BaseModel, Field
 
 from app.mcp.call import call_context
+from app.mcp.models import Note
 from app.mcp.server import GatehouseMCP
 from app.mcp.tools import conformance_content
+from app.oauth.scopes import WRITE_SCOPE
 
 Handler = Callable[..., Awaitable[Any]]
 STEP = 0.05  # the suite asks for ~50 ms between notifications
@@ -302,7 +304,25 @@ async def json_schema_2020_12_tool() -> str:
     return "json_schema_2020_12_tool"
 
 
+async def slow_note(ctx: Context, title: str, seconds: float = 2.0) -> str:
+    """Not a suite fixture: a slow tool (streaming=True) that writes a note only if it is not
+    cancelled first, so tests can see that a client going away stops it."""
+    call = call_context(ctx)
+    await asyncio.sleep(min(seconds, 10.0))
+    async with call.session() as session, session.begin():
+        session.add(Note(user_id=call.auth.user.id, title=title, body=""))
+    return "written"
+
+
 def register(server: GatehouseMCP) -> None:
+    server.tool(
+        name="slow_note",
+        title="Slow note",
+        description="Test fixture: waits, then writes a note (cancelled if the client leaves)",
+        scopes=(WRITE_SCOPE,),
+        streaming=True,
+        read_only=False,
+    )(slow_note)
     server.tool(
         name="json_schema_2020_12_tool",
         title="JSON Schema 2020-12",
