@@ -37,6 +37,7 @@ MIN_SECRET_KEY_LENGTH = 32
 # The placeholder .env.example ships for POSTGRES_PASSWORD; production refuses it.
 PLACEHOLDER_PASSWORDS = frozenset({"changethis"})
 KNOWN_CONNECTORS = ("github",)
+KNOWN_TOOLSETS = ("conformance",)
 # The client_id prefix of a resource server's introspection credentials (`gatehouse clients
 # add-resource-server`); AUTH_INTROSPECTION_CLIENT_ID must carry it.
 RESOURCE_SERVER_ID_PREFIX = "gh_rs_"
@@ -93,6 +94,8 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     mail_from: str = ""
     require_verified_email: bool = False
+    # Extra MCP toolsets: "conformance" is the MCP conformance suite's fixtures (tests only).
+    mcp_toolsets: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Not in the DESIGN.md table: operational knobs with safe defaults.
     var_dir: Path = Path("./var")  # VAR_DIR
@@ -150,7 +153,12 @@ class Settings(BaseSettings):
             raise ConfigError(str(exc)) from None
 
     @field_validator(
-        "allowed_hosts", "allowed_origins", "connectors", "oidc_providers", mode="before"
+        "allowed_hosts",
+        "allowed_origins",
+        "connectors",
+        "oidc_providers",
+        "mcp_toolsets",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -187,6 +195,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CONNECTORS names unknown connectors {', '.join(unknown)}; "
                 f"available: {', '.join(KNOWN_CONNECTORS)}"
+            )
+        return list(dict.fromkeys(names))
+
+    @field_validator("mcp_toolsets")
+    @classmethod
+    def _known_toolsets(cls, value: list[str]) -> list[str]:
+        names = [v.lower() for v in value]
+        unknown = [n for n in names if n not in KNOWN_TOOLSETS]
+        if unknown:
+            raise ValueError(
+                f"MCP_TOOLSETS names unknown toolsets {', '.join(unknown)}; "
+                f"available: {', '.join(KNOWN_TOOLSETS)}"
             )
         return list(dict.fromkeys(names))
 
@@ -283,6 +303,12 @@ class Settings(BaseSettings):
             problems.extend(self._production_secret_problems())
             problems.extend(self._production_url_problems())
             problems.extend(self._production_deployment_problems())
+            if self.mcp_toolsets:
+                problems.append(
+                    f"MCP_TOOLSETS={','.join(self.mcp_toolsets)} is for tests only (the MCP "
+                    "conformance suite's fixtures, reachable by any signed-in user): unset it in "
+                    "production"
+                )
         problems.extend(self._introspection_problems())
         problems.extend(self._mail_problems())
         if problems:

@@ -315,7 +315,9 @@ def _install_resource_server(
     from app.mcp.server import GatehouseMCP
     from app.mcp.tools import register_all
 
-    return install(app, settings, register_all(GatehouseMCP(), connectors))
+    return install(
+        app, settings, register_all(GatehouseMCP(settings), connectors, settings.mcp_toolsets)
+    )
 
 
 async def _start_resource_server(

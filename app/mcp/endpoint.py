@@ -7,12 +7,14 @@ enters `McpEndpoint.running()` so the SDK's session managers have their task gro
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
@@ -106,14 +108,19 @@ def _tool_calls(message: object) -> list[str]:
 class SdkResponse(Response):
     """Hands the request, body already read, to the SDK's Streamable HTTP session manager."""
 
-    def __init__(self, handler: ASGIApp, body: bytes, call: CallContext) -> None:
+    def __init__(
+        self, handler: ASGIApp, body: bytes, call: CallContext, *, session: bool = False
+    ) -> None:
         super().__init__()
         self._handler = handler
         self._body = body
         self._call = call
+        self._session = session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SCOPE_KEY] = self._call
+        if self._session:
+            scope["user"] = session_owner(self._call)
         pending = [self._body]
 
         async def replay_body() -> Message:
@@ -124,17 +131,62 @@ class SdkResponse(Response):
         await self._handler(scope, replay_body, send)
 
 
+def session_owner(call: CallContext) -> AuthenticatedUser:
+    """The principal a handshake-generation session is bound to: the SDK answers 404 to a
+    request for that session from any other (client, issuer, subject)."""
+    auth = call.auth
+    return AuthenticatedUser(
+        AccessToken(
+            token="",  # never kept: the principal is the (client, issuer, subject) below
+            client_id=auth.client.id,
+            scopes=sorted(auth.scopes),
+            expires_at=auth.expires_at,
+            subject=str(auth.user.id),
+            claims={"iss": call.settings.issuer},
+        )
+    )
+
+
 STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
+SESSION_HEADER = "mcp-session-id"
+# What a handshake-generation client declares when it can answer the server's own requests.
+BACK_CHANNEL_CAPABILITIES = ("elicitation", "sampling", "roots")
+MAX_SESSIONS = 1000
+SESSION_IDLE_TIMEOUT = 600.0
 
 
-def _answers_as_stream(headers: Headers, message: object) -> bool:
+def _wants_session(headers: Headers, message: object) -> bool:
+    """Whether this request belongs to the stateful session manager.
+
+    Gatehouse serves the handshake generation statelessly (any replica answers any request),
+    but a server-to-client request (elicitation, sampling, roots) needs a session for the
+    client's answer to land on: Streamable HTTP, "Session Management". So an `initialize` that
+    declares one of those capabilities opens a session, and requests carrying its
+    Mcp-Session-Id go back to it; everything else stays stateless.
+    """
+    if headers.get(SESSION_HEADER) is not None:
+        return True
+    if not isinstance(message, dict) or message.get("method") != "initialize":
+        return False
+    params = message.get("params")
+    capabilities = params.get("capabilities") if isinstance(params, dict) else None
+    return isinstance(capabilities, dict) and any(
+        capabilities.get(name) is not None for name in BACK_CHANNEL_CAPABILITIES
+    )
+
+
+def _answers_as_stream(
+    headers: Headers, message: object, streaming: Collection[str] = frozenset()
+) -> bool:
     """Whether to hand the request to the SSE session manager or the plain-JSON one.
 
     Streamable HTTP lets the server answer a request with one JSON object or an SSE stream, and
     the client MUST support both. A stream only carries more when the request can receive
-    notifications (a progress token, a log level) or is subscriptions/listen, so only those go
-    to the SSE manager; everything else skips its task machinery (docs/PERFORMANCE.md). A
-    client that does not accept JSON still gets SSE.
+    notifications (a progress token, a log level), is subscriptions/listen, or calls a tool
+    registered with `streaming=True` (a slow tool: the SSE path sends keep-alive pings and
+    cancels the tool when the client goes away), so only those go to the SSE manager;
+    everything else skips its task machinery (docs/PERFORMANCE.md). A client that does not
+    accept JSON still gets SSE.
     """
     accept = headers.get("accept", "")
     if not ("text/event-stream" in accept or "*/*" in accept or "text/*" in accept):
@@ -145,6 +197,9 @@ def _answers_as_stream(headers: Headers, message: object) -> bool:
         if not isinstance(item, dict) or item.get("method") == "subscriptions/listen":
             return True
         params = item.get("params")
+        if item.get("method") == "tools/call" and isinstance(params, dict):
+            if params.get("name") in streaming:
+                return True
         meta = params.get("_meta") if isinstance(params, dict) else None
         if isinstance(meta, dict) and any(key in meta for key in STREAM_META_KEYS):
             return True
@@ -168,6 +223,9 @@ class McpEndpoint:
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         self.sse_manager = _session_manager(server, security, json_response=False)
         self.json_manager = _session_manager(server, security, json_response=True)
+        self.session_manager = _session_manager(
+            server, security, json_response=False, stateful=True
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -175,6 +233,7 @@ class McpEndpoint:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.sse_manager.run())
             await stack.enter_async_context(self.json_manager.run())
+            await stack.enter_async_context(self.session_manager.run())
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,6 +244,12 @@ class McpEndpoint:
         # Every method is authenticated first, so any probe gets the challenge that starts
         # discovery (RFC 9728 §5.1).
         auth = await authenticate(services.resource(), headers.get("authorization"))
+        if request.method == "DELETE" and headers.get(SESSION_HEADER) is not None:
+            # Ending a handshake-generation session (its owner is checked by the SDK).
+            call = CallContext(auth=auth, services=services, protocol_version=None)
+            ending = SdkResponse(self.session_manager.handle_request, b"", call, session=True)
+            await ending(scope, receive, send)
+            return
         if request.method != "POST":
             # Streamable HTTP, on a GET: "The server MUST either return Content-Type:
             # text/event-stream ... or else return HTTP 405 Method Not Allowed". Stateless, we
@@ -206,9 +271,14 @@ class McpEndpoint:
         call = CallContext(
             auth=auth, services=services, protocol_version=headers.get(PROTOCOL_HEADER)
         )
-        stream = _answers_as_stream(headers, message)
-        manager = self.sse_manager if stream else self.json_manager
-        await SdkResponse(manager.handle_request, body, call)(scope, receive, send)
+        session = _wants_session(headers, message)
+        if session:
+            manager = self.session_manager
+        elif _answers_as_stream(headers, message, self.server.streaming_tools):
+            manager = self.sse_manager
+        else:
+            manager = self.json_manager
+        await SdkResponse(manager.handle_request, body, call, session=session)(scope, receive, send)
 
     def _demand_tool_scopes(self, message: object, granted: frozenset[str]) -> None:
         for name in _tool_calls(message):
@@ -222,10 +292,18 @@ class McpEndpoint:
 
 
 def _session_manager(
-    server: GatehouseMCP, security: TransportSecuritySettings, *, json_response: bool
+    server: GatehouseMCP,
+    security: TransportSecuritySettings,
+    *,
+    json_response: bool,
+    stateful: bool = False,
 ) -> StreamableHTTPSessionManager:
     server.server.streamable_http_app(
-        stateless_http=True, json_response=json_response, transport_security=security
+        stateless_http=not stateful,
+        json_response=json_response,
+        transport_security=security,
+        max_sessions=MAX_SESSIONS,
+        session_idle_timeout=SESSION_IDLE_TIMEOUT,
     )
     return server.server.session_manager
 

@@ -1,24 +1,81 @@
-"""The MCP server: the SDK's MCPServer, and the scopes each tool needs (tools: app.mcp.tools)."""
+"""The MCP server: the SDK's MCPServer, each tool's required scopes and client capabilities,
+the protocol errors, completions and the sealed requestState (tools: app.mcp.tools)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import EmptyResult, SetLevelRequestParams, ToolAnnotations
 
 from app import __version__
+from app.config import Settings
+from app.mcp.asking import InputRequired
+from app.mcp.call import SCOPE_KEY, CallContext
+from app.mcp.completions import Completer, Completions
+from app.mcp.faults import ProtocolErrors, internal_error
 from app.mcp.observability import CallerAttributes
 
 F = TypeVar("F", bound=Callable[..., Any])
+REQUEST_STATE_TTL = 600  # seconds a client has to answer an input_required result
+
+
+def _principal(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    """requestState is bound to the signed-in user and the client acting for them."""
+    request = ctx.request
+    call = request.scope.get(SCOPE_KEY) if request is not None else None
+    if not isinstance(call, CallContext):
+        return None
+    return f"{call.auth.user.id}|{call.auth.client.id}"
+
+
+def request_state_security(settings: Settings | None) -> RequestStateSecurity:
+    """Shared across replicas: the key is derived from SECRET_KEY (one purpose, one key)."""
+    if settings is None:
+        return RequestStateSecurity.ephemeral(ttl=REQUEST_STATE_TTL)
+    key = hmac.new(settings.secret_key_bytes, b"mcp-request-state", hashlib.sha256).digest()
+    return RequestStateSecurity(
+        keys=[key],
+        ttl=REQUEST_STATE_TTL,
+        bind_principal=_principal,
+        audience=settings.mcp_resource,
+    )
+
+
+def _answers_input_required(fn: F, *, where: str) -> F:
+    """Wrap a handler: an `InputRequired` raised by
+    `call.ask`/`sample`/`roots` becomes the result; a crash becomes -32603 with a trace id."""
+
+    @functools.wraps(fn)
+    async def handler(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except InputRequired as asked:
+            return asked.result
+        except (MCPError, ToolError, ResourceError):
+            raise
+        except Exception as exc:
+            raise internal_error(exc, where=where) from None
+
+    return handler  # type: ignore[return-value]
 
 
 class GatehouseMCP:
     """An MCPServer plus the scope each tool requires (checked before the SDK sees the call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.tool_scopes: dict[str, frozenset[str]] = {}
+        self.prompt_arguments: dict[str, frozenset[str]] = {}
+        self.tool_requires: dict[str, tuple[str, ...]] = {}
+        self.streaming_tools: set[str] = set()
+        self.completions = Completions()
         self.server = MCPServer(
             name="gatehouse",
             title="Gatehouse",
@@ -30,8 +87,21 @@ class GatehouseMCP:
             # No subscriptions: nothing here publishes change notifications, and a long-lived
             # listen stream would outlive the token and revocation checks made when it opened.
             subscriptions=False,
+            request_state_security=request_state_security(settings),
             # Every registered tool has an entry in tool_scopes (a live view, filled below).
-            middleware=[CallerAttributes(self.tool_scopes.keys())],
+            middleware=[
+                CallerAttributes(self.tool_scopes.keys()),
+                ProtocolErrors(
+                    self.tool_scopes.keys(), lambda: self.prompt_arguments, self.tool_requires
+                ),
+            ],
+        )
+        self.server.completion()(self.completions.complete)  # type: ignore[no-untyped-call]
+        # logging/setLevel (handshake generation; 2026-07-28 sends the level per request in
+        # _meta). Stateless, there is no session to remember it in: the level is accepted and
+        # tools log what they choose to; MCPServer has no public hook for this method.
+        self.server._lowlevel_server.add_request_handler(  # noqa: SLF001
+            "logging/setLevel", SetLevelRequestParams, _set_level
         )
 
     def tool(
@@ -41,11 +111,19 @@ class GatehouseMCP:
         title: str,
         description: str,
         scopes: tuple[str, ...] = (),
+        requires: tuple[str, ...] = (),
+        streaming: bool = False,
+        input_schema: dict[str, Any] | None = None,
         read_only: bool,
         destructive: bool = False,
         idempotent: bool = False,
     ) -> Callable[[F], F]:
-        """Register a tool; `scopes` beyond `mcp` are demanded with a 403 step-up challenge."""
+        """Register a tool; `scopes` beyond `mcp` are demanded with a 403 step-up challenge;
+        `requires` names client capabilities ("sampling", "elicitation", "roots") without which
+        the call answers -32021 before the tool runs; `streaming` (a slow tool) always answers
+        on an SSE stream, with keep-alives and cancellation when the client disconnects;
+        `input_schema` replaces the advertised JSON Schema (arguments are still validated against
+        the function's parameters, so keep the two in agreement)."""
         annotations = ToolAnnotations(
             title=title,
             readOnlyHint=read_only,
@@ -56,9 +134,70 @@ class GatehouseMCP:
 
         def register(fn: F) -> F:
             self.tool_scopes[name] = frozenset(scopes)
+            if requires:
+                self.tool_requires[name] = requires
+            if streaming:
+                self.streaming_tools.add(name)
+            wrapped = _answers_input_required(fn, where=f"tools/call {name}")
             self.server.tool(
                 name=name, title=title, description=description, annotations=annotations
-            )(fn)
+            )(wrapped)
+            if input_schema is not None:
+                # MCPServer.tool() has no public override for the derived schema.
+                registered = self.server._tool_manager.get_tool(name)  # noqa: SLF001
+                if registered is not None:
+                    registered.parameters = input_schema
             return fn
 
         return register
+
+    def prompt(
+        self,
+        *,
+        name: str,
+        title: str,
+        description: str,
+        complete: Mapping[str, Completer] | None = None,
+    ) -> Callable[[F], F]:
+        """Register a prompt; `complete` maps argument names to their completers."""
+
+        def register(fn: F) -> F:
+            wrapped = _answers_input_required(fn, where=f"prompts/get {name}")
+            prompt = self.server.prompt(name=name, title=title, description=description)(wrapped)
+            del prompt
+            listed = self.server._prompt_manager.get_prompt(name)  # noqa: SLF001
+            required = {a.name for a in (listed.arguments or []) if a.required} if listed else ()
+            self.prompt_arguments[name] = frozenset(required)
+            self.completions.add("ref/prompt", name, complete or {})
+            return fn
+
+        return register
+
+    def resource(
+        self,
+        uri: str,
+        *,
+        name: str,
+        title: str,
+        description: str,
+        mime_type: str | None = None,
+        complete: Mapping[str, Completer] | None = None,
+    ) -> Callable[[F], F]:
+        """Register a resource or (with `{params}` in `uri`) a resource template."""
+
+        def register(fn: F) -> F:
+            wrapped = _answers_input_required(fn, where=f"resources/read {name}")
+            self.server.resource(
+                uri, name=name, title=title, description=description, mime_type=mime_type
+            )(wrapped)
+            if "{" in uri:
+                self.completions.add("ref/resource", uri, complete or {})
+            return fn
+
+        return register
+
+
+async def _set_level(
+    _ctx: ServerRequestContext[Any, Any], _params: SetLevelRequestParams
+) -> EmptyResult:
+    return EmptyResult()

@@ -155,7 +155,7 @@ async def test_notes_delete_removes_the_owners_note(
     deleted = structured(
         await call_tool(alice.web, alice.token, "notes_delete", {"id": alices_note["id"]})
     )
-    assert deleted == {"id": alices_note["id"], "deleted": True}
+    assert deleted == {"ids": [alices_note["id"]], "deleted": True}
     assert await titles_of(alice) == []
 
 
@@ -202,7 +202,9 @@ async def test_tools_list_carries_annotations_and_schemas(alice: Person) -> None
     assert create["required"] == ["title"]
     assert create["properties"]["title"]["type"] == "string"
     assert create["properties"]["title"]["maxLength"] == 200
-    assert tools["notes_delete"]["inputSchema"]["required"] == ["id"]
+    delete = tools["notes_delete"]["inputSchema"]
+    assert "required" not in delete  # id (one) or ids (several)
+    assert delete["properties"]["ids"]["maxItems"] == 100
     assert tools["notes_search"]["inputSchema"]["required"] == ["query"]
     assert tools["notes_list"]["inputSchema"]["properties"]["limit"]["maximum"] == 100
     assert tools["whoami"]["inputSchema"].get("properties", {}) == {}

@@ -44,3 +44,14 @@ def test_stream_only_when_the_request_can_receive_notifications(
     if version:
         headers["mcp-protocol-version"] = version
     assert _answers_as_stream(Headers(headers), message) is stream
+
+
+@pytest.mark.parametrize(
+    ("version", "name", "stream"),
+    [("2026-07-28", "slow", True), ("2025-11-25", "slow", True), ("2026-07-28", "whoami", False)],
+)
+def test_a_streaming_tool_always_answers_on_a_stream(version: str, name: str, stream: bool) -> None:
+    headers = Headers({"accept": BOTH, "mcp-protocol-version": version})
+    message = _call()
+    message["params"]["name"] = name
+    assert _answers_as_stream(headers, message, frozenset({"slow"})) is stream

@@ -15,9 +15,16 @@ CONNECTOR_TOOLS: dict[str, Callable[[GatehouseMCP], None]] = {
 }
 
 
-def register_all(server: GatehouseMCP, connectors: Iterable[Connector] = ()) -> GatehouseMCP:
+def register_all(
+    server: GatehouseMCP, connectors: Iterable[Connector] = (), toolsets: Iterable[str] = ()
+) -> GatehouseMCP:
     whoami.register(server)
     notes.register(server)
     for connector in connectors:
         CONNECTOR_TOOLS[connector.name](server)
+    if "conformance" in toolsets:
+        # Imported only when enabled: the MCP conformance suite's fixtures (MCP_TOOLSETS).
+        from app.mcp.tools import conformance
+
+        conformance.register(server)
     return server

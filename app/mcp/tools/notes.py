@@ -44,8 +44,8 @@ class NoteList(BaseModel):
 
 
 class Deleted(BaseModel):
-    id: str
-    deleted: bool
+    ids: list[str] = Field(description="The notes deleted")
+    deleted: bool = Field(description="False when the user declined a bulk delete")
 
 
 def _note_id(value: str) -> uuid.UUID:
@@ -129,19 +129,32 @@ async def notes_search(
 
 
 async def notes_delete(
-    ctx: Context, id: str = Field(description="The note's id, from notes_list")
+    ctx: Context,
+    id: str = Field(default="", description="One note's id, from notes_list"),  # noqa: A002
+    ids: list[str] = Field(  # noqa: B008 - pydantic's Field, how the SDK reads parameters
+        default_factory=list, max_length=MAX_LIMIT, description="Several notes' ids, at once"
+    ),
 ) -> Deleted:
     call = call_context(ctx)
     _require_write(call)
-    note_id = _note_id(id)
+    wanted = list(dict.fromkeys(_note_id(v) for v in ([id] if id else []) + ids))
+    if not wanted:
+        raise ToolError("give the id of a note (id) or of several (ids)")
+    async with call.session() as session:
+        stmt = select(Note.id).where(Note.id.in_(wanted), Note.user_id == call.auth.user.id)
+        owned = list((await session.execute(stmt)).scalars())
+    if len(owned) < len(wanted):
+        # The same answer for "not yours" and "does not exist": ids reveal nothing.
+        raise ToolError("no note with that id")
+    if len(owned) > 1 and not await call.confirm(
+        f"Delete {len(owned)} notes? This cannot be undone."
+    ):
+        return Deleted(ids=[], deleted=False)
     async with call.session() as session, session.begin():
-        stmt = select(Note).where(Note.id == note_id, Note.user_id == call.auth.user.id)
-        note = (await session.execute(stmt)).scalar_one_or_none()
-        if note is None:
-            # The same answer for "not yours" and "does not exist": ids reveal nothing.
-            raise ToolError("no note with that id")
-        await session.delete(note)
-    return Deleted(id=str(note_id), deleted=True)
+        doomed = select(Note).where(Note.id.in_(owned), Note.user_id == call.auth.user.id)
+        for note in (await session.execute(doomed)).scalars():
+            await session.delete(note)
+    return Deleted(ids=[str(n) for n in wanted], deleted=True)
 
 
 async def note_resource(note_id: str, ctx: Context) -> str:
@@ -202,20 +215,23 @@ def register(server: GatehouseMCP) -> None:
     server.tool(
         name="notes_delete",
         title="Delete a note",
-        description="Delete one of the signed-in user's notes by id. Needs the mcp:write scope.",
+        description=(
+            "Delete one of the signed-in user's notes by id, or several (ids), after asking the "
+            "user to confirm. Needs the mcp:write scope."
+        ),
         scopes=(WRITE_SCOPE,),
         read_only=False,
         destructive=True,
         idempotent=True,
     )(notes_delete)
-    server.server.resource(
+    server.resource(
         "notes://{note_id}",
         name="note",
         title="A note",
         description="One of the signed-in user's notes, as text.",
         mime_type="text/markdown",
     )(note_resource)
-    server.server.prompt(
+    server.prompt(
         name="summarize_notes",
         title="Summarize my notes",
         description="Ask the model to summarise the signed-in user's most recent notes.",
