@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     connectors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     github_api_url: str = "https://api.github.com"
 
+    brand_name: str = Field(default="Gatehouse", min_length=1, max_length=60)
+    brand_logo_path: str | None = None  # BRAND_LOGO_PATH: a PNG, JPEG, WebP or SVG file
+
     # Not in the DESIGN.md table: operational knobs with safe defaults.
     var_dir: Path = Path("./var")  # VAR_DIR
     session_idle_ttl: int = Field(default=7 * 24 * 3600, ge=60)
@@ -101,6 +104,7 @@ class Settings(BaseSettings):
     # Read by `gatehouse serve` (uvicorn's proxy headers); here so the start-up checks see it.
     forwarded_allow_ips: str = "127.0.0.1"
     log_format: Literal["json", "text"] | None = None  # read by app/telemetry.py
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # debug: tracebacks too
     # Values this object derived rather than read: production wants some of them explicit.
     _derived: set[str] = PrivateAttr(default_factory=set)
 
@@ -123,6 +127,11 @@ class Settings(BaseSettings):
         # `SECRET_KEY=` (or a compose file's unset `${SECRET_KEY}`) means "not set", never the
         # empty key: development generates one, production refuses to start.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("host", "secret_key", "log_level", mode="before")
+    @classmethod
+    def _checked(cls, value: object, info: ValidationInfo) -> object:
+        return config_checks.check_before(info.field_name or "", value)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -156,10 +165,10 @@ class Settings(BaseSettings):
     def _proxies(cls, value: str) -> str:
         return config_checks.check_forwarded_allow_ips(value)
 
-    @field_validator("cimd_ca_bundle")
+    @field_validator("cimd_ca_bundle", "brand_logo_path")
     @classmethod
-    def _ca_bundle(cls, value: str | None) -> str | None:
-        return config_checks.check_existing_file(value, "CIMD_CA_BUNDLE")
+    def _existing_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return config_checks.check_existing_file(value, (info.field_name or "").upper())
 
     @field_validator("var_dir")
     @classmethod

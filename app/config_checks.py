@@ -42,6 +42,9 @@ ACCEPTED = {
     "refresh_token_ttl": "seconds, at least 300",
     "registration_unused_ttl": "seconds, at least 60",
     "purge_interval": "seconds, 0 or more (0 turns the purge off)",
+    "log_format": "json or text",
+    "log_level": "debug, info, warning or error",
+    "brand_name": "a name of 1 to 60 characters",
 }
 # Never echoed back: they are, or can carry, secrets.
 SECRET_FIELDS = frozenset(
@@ -63,6 +66,34 @@ def explain_validation_error(exc: ValidationError) -> str:
         accepted = ACCEPTED.get(field, message[:1].lower() + message[1:])
         lines.setdefault(name, f"{name}{shown} is not accepted: use {accepted}")
     return "\n".join(lines.values())
+
+
+def check_before(field: str, value: object) -> object:
+    """The checks that run on the raw value (app/config.py `_checked`)."""
+    if not isinstance(value, str):
+        return value
+    if field == "host":
+        return _bind_address(value)
+    if field == "log_level":
+        return value.strip().lower()
+    if field == "secret_key" and value.strip() and len(value.strip()) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(
+            f"SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random characters"
+        )
+    return value
+
+
+def _bind_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    if not value or any(c in value for c in "/:@ ") or value.startswith("."):
+        raise ValueError(
+            f"HOST={value!r} is not an address to listen on: use 127.0.0.1, 0.0.0.0, :: "
+            "or a host name of this machine"
+        )
+    return value
 
 
 def check_rate_limit(value: str, name: str) -> str:
@@ -136,9 +167,16 @@ def check_forwarded_allow_ips(value: str) -> str:
     return value
 
 
+LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+LOGO_TYPES |= {".webp": "image/webp", ".svg": "image/svg+xml"}
+
+
 def check_existing_file(value: str | None, name: str) -> str | None:
+    kind = "an image (.png, .jpg, .webp or .svg)" if name == "BRAND_LOGO_PATH" else "a PEM file"
     if value and not Path(value).is_file():
-        raise ValueError(f"{name}={value!r} names no file: give the path of a PEM file")
+        raise ValueError(f"{name}={value!r} names no file: give the path of {kind}")
+    if value and name == "BRAND_LOGO_PATH" and Path(value).suffix.lower() not in LOGO_TYPES:
+        raise ValueError(f"{name}={value!r} is not {kind}")
     return value or None
 
 
