@@ -20,7 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
+from app.auth.brand import router as brand_router
+from app.auth.connect import router as connect_router
 from app.auth.deps import SignInRequired, sign_in_url
+from app.auth.devices import device_name
 from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
 from app.connectors.base import Connector
@@ -34,7 +37,7 @@ from app.kit.body_limit import BodyLimit
 from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
 from app.kit.ratelimit import RateLimits
-from app.kit.web import APP_DIR
+from app.kit.web import APP_DIR, templates
 from app.mcp.directory import Directory
 from app.mcp.revocation import IntrospectionCheck, RevocationCheck, RevocationFeed
 from app.mcp.verifiers import (
@@ -44,6 +47,7 @@ from app.mcp.verifiers import (
     TokenVerifier,
 )
 from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.client_names import AuthorizeClientNames
 from app.oauth.signing_keys import SigningKeys
 from app.state import (
     AuthorizationServices,
@@ -225,6 +229,9 @@ def _install_authorization_server(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, sign_in_required)
     install_oauth_error_handler(app)
     app.include_router(auth_router)
+    app.include_router(connect_router)
+    app.include_router(brand_router)
+    templates.env.filters["device_name"] = device_name
     app.include_router(oauth_router)
     app.include_router(vault_router)
 
@@ -246,7 +253,11 @@ async def _start_authorization_server(
     if settings.purge_interval:
         task = asyncio.create_task(_purge_periodically(settings, sessionmaker, signing_keys))
         stack.push_async_callback(_cancel, task)
-    return AuthorizationServices(signing_keys=signing_keys, cimd_fetcher=cimd_fetcher)
+    return AuthorizationServices(
+        signing_keys=signing_keys,
+        cimd_fetcher=cimd_fetcher,
+        client_names=AuthorizeClientNames(cimd_fetcher),
+    )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

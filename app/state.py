@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     # Only named here, never imported at run time: every feature reads Services (app/oauth
     # through app/oauth/deps.py), so importing the features from here would tie each one to all
     # the others (tests/oauth/test_layering.py, tests/test_import_graph.py).
+    from app.auth.continue_to import ClientNames
     from app.connectors.base import Connector
     from app.connectors.cache import ReadCache
     from app.mcp.directory import Directory
@@ -44,6 +45,8 @@ class AuthorizationServices:
     cimd_fetcher: CimdFetcher
     # The steps other features add to the consent page (app/oauth/consent.py).
     consent_extensions: Sequence[ConsentExtension] = ()
+    # Names the client a sign-in is for (app/auth/continue_to.py).
+    client_names: ClientNames | None = None
 
 
 @dataclass(frozen=True)

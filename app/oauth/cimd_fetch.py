@@ -269,6 +269,10 @@ class CimdFetcher:
         if not task.cancelled():
             task.exception()  # retrieved here so an unawaited failure is not reported as lost
 
+    def cached(self, client_id: str) -> ClientMetadataDocument | None:
+        """The document if it is in the cache and fresh; never fetches."""
+        return self._cache_get(client_id)
+
     def _cache_get(self, client_id: str) -> ClientMetadataDocument | None:
         entry = self._cache.get(client_id)
         if entry is None:
