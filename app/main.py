@@ -48,6 +48,7 @@ from app.mcp.verifiers import (
 )
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.client_names import AuthorizeClientNames
+from app.oauth.logos import ClientLogos
 from app.oauth.signing_keys import SigningKeys
 from app.state import (
     AuthorizationServices,
@@ -247,6 +248,10 @@ async def _start_authorization_server(
         ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
     )
     stack.push_async_callback(cimd_fetcher.aclose)
+    logos = ClientLogos(
+        ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
+    )
+    stack.push_async_callback(logos.aclose)
     # Make sure a signing key exists before the first request: creating one inside a request
     # would need a second write transaction while the request's own is open.
     await signing_keys.active()
@@ -257,6 +262,7 @@ async def _start_authorization_server(
         signing_keys=signing_keys,
         cimd_fetcher=cimd_fetcher,
         client_names=AuthorizeClientNames(cimd_fetcher),
+        client_logos=logos,
     )
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from app.mcp.verifiers import TokenVerifier
     from app.oauth.cimd_fetch import CimdFetcher
     from app.oauth.consent import ConsentExtension
+    from app.oauth.logos import ClientLogos
     from app.oauth.signing_keys import SigningKeys
 
 
@@ -47,6 +48,8 @@ class AuthorizationServices:
     consent_extensions: Sequence[ConsentExtension] = ()
     # Names the client a sign-in is for (app/auth/continue_to.py).
     client_names: ClientNames | None = None
+    # Client logos for the consent page, served from our origin (app/oauth/logos.py).
+    client_logos: ClientLogos | None = None
 
 
 @dataclass(frozen=True)

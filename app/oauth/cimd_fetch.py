@@ -188,6 +188,10 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+# The same fence for other fetches a client's metadata asks for (app/oauth/logos.py).
+PinnedBackend = _PinnedBackend
+
+
 @dataclass(frozen=True)
 class _Entry:
     document: ClientMetadataDocument
