@@ -76,6 +76,8 @@ PAGES = [
         signed_in=False,
     ),
     Page("error-not-found", path("/no-such-page"), signed_in=False),
+    Page("error-method-not-allowed", path("/sign-out"), signed_in=False),
+    Page("error-consent-without-a-request", path("/consent"), signed_in=True),
 ]
 
 

@@ -16,8 +16,8 @@ BROWSERS = (
     ("Chrome/", "Chrome"),
     ("Safari/", "Safari"),
     ("curl/", "curl"),
-    ("python-httpx/", "a Python program"),
-    ("python-requests/", "a Python program"),
+    ("python-httpx/", "A Python program"),
+    ("python-requests/", "A Python program"),
 )
 SYSTEMS = (
     ("iPhone", "iPhone"),
