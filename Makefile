@@ -2,33 +2,41 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+# Two stamps: `make run` installs the runtime only; `make test` and `make lint` add the dev extras.
+RUNTIME := $(VENV)/.runtime-stamp
+DEV := $(VENV)/.dev-stamp
+# pip keeps its cache inside .venv: `make run` writes nothing outside the checkout.
+PIP := PIP_CACHE_DIR=$(VENV)/.pip-cache PIP_DISABLE_PIP_VERSION_CHECK=1 $(PY) -m pip install --quiet
 
 .PHONY: run test lint format migrate clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Gatehouse needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	touch $(RUNTIME)
 
-run: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(PIP) -e '.[dev]'
+	touch $(DEV)
+
+run: $(RUNTIME)
 	$(PY) -m app db upgrade
 	$(PY) -m app serve
 
-migrate: $(STAMP)
+migrate: $(RUNTIME)
 	$(PY) -m app db upgrade
 
-test: $(STAMP)
+test: $(DEV)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app
 
-format: $(STAMP)
+format: $(DEV)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 

@@ -14,33 +14,23 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app import config_checks, config_fields
 from app.identity.settings import ProviderConfig, collect_variables, parse_providers
 from app.kit import secret_files
-from app.kit.hosts import is_loopback_host
 
 logger = logging.getLogger("gatehouse.config")
-
-MIN_SECRET_KEY_LENGTH = 32
-# The placeholder .env.example ships for POSTGRES_PASSWORD; production refuses it.
-PLACEHOLDER_PASSWORDS = frozenset({"changethis"})
-KNOWN_CONNECTORS = ("github",)
-KNOWN_TOOLSETS = ("conformance",)
-# The client_id prefix of a resource server's introspection credentials (`gatehouse clients
-# add-resource-server`); AUTH_INTROSPECTION_CLIENT_ID must carry it.
-RESOURCE_SERVER_ID_PREFIX = "gh_rs_"
 
 
 class ConfigError(Exception):
@@ -97,6 +87,9 @@ class Settings(BaseSettings):
     # Extra MCP toolsets: "conformance" is the MCP conformance suite's fixtures (tests only).
     mcp_toolsets: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    brand_name: str = Field(default="Gatehouse", min_length=1, max_length=60)
+    brand_logo_path: str | None = None  # BRAND_LOGO_PATH: a PNG, JPEG, WebP or SVG file
+
     # Not in the DESIGN.md table: operational knobs with safe defaults.
     var_dir: Path = Path("./var")  # VAR_DIR
     session_idle_ttl: int = Field(default=7 * 24 * 3600, ge=60)
@@ -134,6 +127,8 @@ class Settings(BaseSettings):
     cimd_allow_loopback: bool = False
     # Read by `gatehouse serve` (uvicorn's proxy headers); here so the start-up checks see it.
     forwarded_allow_ips: str = "127.0.0.1"
+    log_format: Literal["json", "text"] | None = None  # read by app/telemetry.py
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # debug: tracebacks too
     # Values this object derived rather than read: production wants some of them explicit.
     _derived: set[str] = PrivateAttr(default_factory=set)
     _identity_providers: tuple[ProviderConfig, ...] = PrivateAttr(default=())
@@ -186,63 +181,15 @@ class Settings(BaseSettings):
         # empty key: development generates one, production refuses to start.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("connectors")
+    @field_validator("host", "secret_key", "log_level", mode="before")
     @classmethod
-    def _known_connectors(cls, value: list[str]) -> list[str]:
-        names = [v.lower() for v in value]
-        unknown = [n for n in names if n not in KNOWN_CONNECTORS]
-        if unknown:
-            raise ValueError(
-                f"CONNECTORS names unknown connectors {', '.join(unknown)}; "
-                f"available: {', '.join(KNOWN_CONNECTORS)}"
-            )
-        return list(dict.fromkeys(names))
+    def _checked(cls, value: object, info: ValidationInfo) -> object:
+        return config_checks.check_before(info.field_name or "", value)
 
-    @field_validator("mcp_toolsets")
+    @field_validator(*config_fields.CHECKED_FIELDS)
     @classmethod
-    def _known_toolsets(cls, value: list[str]) -> list[str]:
-        names = [v.lower() for v in value]
-        unknown = [n for n in names if n not in KNOWN_TOOLSETS]
-        if unknown:
-            raise ValueError(
-                f"MCP_TOOLSETS names unknown toolsets {', '.join(unknown)}; "
-                f"available: {', '.join(KNOWN_TOOLSETS)}"
-            )
-        return list(dict.fromkeys(names))
-
-    @field_validator("connector_cache_tz")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"CONNECTOR_CACHE_TZ is not a known time zone: {value!r}") from exc
-        return value
-
-    @field_validator("public_url", "auth_issuer_url", "auth_issuer_internal_url", "github_api_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str, info: ValidationInfo) -> str:
-        if not value:
-            return value
-        parts = urlsplit(value)
-        name = (info.field_name or "").upper()
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{name} must be an absolute http(s) URL, got {value!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"{name} must not have a query or fragment")
-        return value.rstrip("/")
-
-    @field_validator("database_url")
-    @classmethod
-    def _async_driver(cls, value: str) -> str:
-        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
-            if value.startswith(prefix):
-                return "postgresql+asyncpg://" + value[len(prefix) :]
-        if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
-            return "sqlite+aiosqlite://" + value[len("sqlite://") :]
-        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-            raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
-        return value
+    def _checked_value(cls, value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401 - any field
+        return config_fields.check_field(info.field_name or "", value)
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -263,6 +210,10 @@ class Settings(BaseSettings):
 
     # -- derived values ---------------------------------------------------------------------------
 
+    def derived(self, name: str) -> bool:
+        """Whether this object derived `name` rather than read it."""
+        return name in self._derived
+
     @property
     def is_production(self) -> bool:
         return self.gatehouse_env == "production"
@@ -278,7 +229,9 @@ class Settings(BaseSettings):
     @property
     def vault_keys_value(self) -> str:
         if self.vault_keys is None:
-            raise ConfigError("VAULT_KEYS is not set")
+            raise ConfigError(
+                config_checks.missing_secret("VAULT_KEYS", self.var_dir, env_file_path())
+            )
         return self.vault_keys.get_secret_value()
 
     @property
@@ -293,138 +246,33 @@ class Settings(BaseSettings):
     @cached_property
     def secret_key_bytes(self) -> bytes:
         if self.secret_key is None:
-            raise ConfigError("SECRET_KEY is not set")
+            raise ConfigError(
+                config_checks.missing_secret("SECRET_KEY", self.var_dir, env_file_path())
+            )
         return self.secret_key.get_secret_value().encode()
 
-    def check(self) -> Settings:
-        """Fill in development secrets and refuse unsafe production configurations."""
+    def check(self, *, generate_secrets: bool = True) -> Settings:
+        """Fill in development secrets and refuse unsafe production configurations.
+
+        `generate_secrets=False` (the CLI) reads the server's generated secrets but never writes
+        one: a missing secret is an error that says where it looked, when a command needs it.
+        """
         problems: list[str] = []
         if self.is_production:
-            problems.extend(self._production_secret_problems())
-            problems.extend(self._production_url_problems())
-            problems.extend(self._production_deployment_problems())
-            if self.mcp_toolsets:
-                problems.append(
-                    f"MCP_TOOLSETS={','.join(self.mcp_toolsets)} is for tests only (the MCP "
-                    "conformance suite's fixtures, reachable by any signed-in user): unset it in "
-                    "production"
-                )
-        problems.extend(self._introspection_problems())
-        problems.extend(self._mail_problems())
+            problems.extend(config_checks.production_secret_problems(self))
+            problems.extend(config_checks.production_url_problems(self))
+            problems.extend(config_checks.production_deployment_problems(self))
+        problems.extend(config_checks.introspection_problems(self))
+        problems.extend(config_checks.mail_problems(self))
         if problems:
-            raise ConfigError("; ".join(problems))
-        if self.secret_key is None:
-            self.secret_key = SecretStr(
-                self._generate_once("secret_key", secrets.token_urlsafe(48))
-            )
-        if self.vault_keys is None:
-            key = base64.b64encode(secrets.token_bytes(32)).decode()
-            self.vault_keys = SecretStr(self._generate_once("vault_keys", f"dev1:{key}"))
+            raise ConfigError("\n".join(problems))
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        fresh = {"secret_key": secrets.token_urlsafe(48), "vault_keys": f"dev1:{key}"}
+        for name, value in fresh.items():
+            if getattr(self, name) is None:
+                found = self._generate_once(name, value, generate_secrets)
+                setattr(self, name, None if found is None else SecretStr(found))
         return self
-
-    def _production_secret_problems(self) -> list[str]:
-        problems: list[str] = []
-        if self.secret_key is None:
-            problems.append(
-                "SECRET_KEY is required in production: set it to a random value of at least "
-                f"{MIN_SECRET_KEY_LENGTH} characters (python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))')"
-            )
-        elif len(self.secret_key.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
-            problems.append(
-                f"SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random characters"
-            )
-        elif self._is_generated_file_value("secret_key", self.secret_key):
-            problems.append(
-                "SECRET_KEY is the development key generated into the var directory: "
-                "set a fresh production secret"
-            )
-        if self.vault_keys is None:
-            problems.append(
-                "VAULT_KEYS is required in production: set 'kid:base64-32-bytes' "
-                "(python -c 'import base64,os; "
-                'print("k1:" + base64.b64encode(os.urandom(32)).decode())\')'
-            )
-        elif self._is_generated_file_value("vault_keys", self.vault_keys):
-            problems.append(
-                "VAULT_KEYS is the development key generated into the var directory: "
-                "set a fresh production key"
-            )
-        return problems
-
-    def _production_url_problems(self) -> list[str]:
-        problems: list[str] = []
-        issuer_host = urlsplit(self.public_url).hostname or ""
-        if not self.https and not is_loopback_host(issuer_host):
-            problems.append(
-                f"PUBLIC_URL must be https in production (got {self.public_url}); "
-                "terminate TLS in front of Gatehouse and set PUBLIC_URL=https://your.host"
-            )
-        if self.cimd_allow_loopback or self.cimd_ca_bundle:
-            problems.append(
-                "CIMD_ALLOW_LOOPBACK and CIMD_CA_BUNDLE are test-only settings: unset them"
-            )
-        if (
-            self.gatehouse_role == "mcp"
-            and not self.auth_issuer_url.startswith("https://")
-            and not is_loopback_host(urlsplit(self.auth_issuer_url).hostname or "")
-        ):
-            problems.append("AUTH_ISSUER_URL must be https in production")
-        return problems
-
-    def _production_deployment_problems(self) -> list[str]:
-        """Where the data lives and whom the resource server trusts: checked in production."""
-        problems: list[str] = []
-        if "database_url" not in self.model_fields_set:
-            # A relative SQLite file inside a container's writable layer vanishes with it.
-            problems.append(
-                "DATABASE_URL is required in production: set "
-                "postgresql://user:password@host:5432/gatehouse (the default SQLite file under "
-                "./var is for development)"
-            )
-        elif self.is_sqlite and self.gatehouse_role != "all":
-            problems.append(
-                f"DATABASE_URL is SQLite, but GATEHOUSE_ROLE={self.gatehouse_role} shares its "
-                "database with the other role's processes: use PostgreSQL"
-            )
-        password = urlsplit(self.database_url).password
-        if password is not None and password.lower() in PLACEHOLDER_PASSWORDS:
-            problems.append(
-                "DATABASE_URL uses the placeholder password from .env.example: set "
-                "POSTGRES_PASSWORD to a random value (openssl rand -hex 24) and restart"
-            )
-        if self.gatehouse_role == "mcp" and "auth_issuer_url" in self._derived:
-            problems.append(
-                "AUTH_ISSUER_URL is required with GATEHOUSE_ROLE=mcp in production: set it to "
-                "the auth service's PUBLIC_URL (the same as PUBLIC_URL when one proxy serves "
-                "both roles)"
-            )
-        if self.gatehouse_role != "mcp" and self.auth_issuer_url != self.public_url:
-            problems.append(
-                f"AUTH_ISSUER_URL only applies to GATEHOUSE_ROLE=mcp; with "
-                f"GATEHOUSE_ROLE={self.gatehouse_role} the issuer is PUBLIC_URL: "
-                "unset AUTH_ISSUER_URL"
-            )
-        if self.email_flows and self.smtp_url is None:
-            problems.append(
-                "SMTP_URL is required in production: account recovery and verification send "
-                "mail; set smtp://user:password@host:587 (STARTTLS) or smtps://host:465"
-            )
-        return problems
-
-    def _mail_problems(self) -> list[str]:
-        # Checked here, not in a field validator: pydantic's errors quote the input, and this
-        # one may hold the SMTP password.
-        if self.smtp_url is None:
-            return []
-        parts = urlsplit(self.smtp_url.get_secret_value())
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            return ["SMTP_URL has a port that is not a number"]
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            return ["SMTP_URL must be smtp://[user:password@]host[:port] or smtps://…"]
-        return []
 
     @property
     def email_flows(self) -> bool:
@@ -433,71 +281,54 @@ class Settings(BaseSettings):
 
     @property
     def uses_introspection(self) -> bool:
-        return self.gatehouse_role == "mcp" and all(self._has_introspection_variables())
+        return self.gatehouse_role == "mcp" and all(self.has_introspection_variables())
 
-    def _has_introspection_variables(self) -> tuple[bool, bool]:
+    def has_introspection_variables(self) -> tuple[bool, bool]:
         return (
             bool(self.auth_introspection_client_id),
             self.auth_introspection_client_secret is not None,
         )
 
-    def _introspection_problems(self) -> list[str]:
-        has_id, has_secret = self._has_introspection_variables()
-        if self.gatehouse_role == "mcp" and has_id != has_secret:
-            return [
-                "AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET go together: "
-                "set both (printed by `gatehouse clients add-resource-server` on the auth "
-                "service) or neither"
-            ]
-        client_id = self.auth_introspection_client_id
-        # An ordinary client's credentials would pass the issuer's check and then learn
-        # nothing but "inactive".
-        if (
-            self.gatehouse_role == "mcp"
-            and has_id
-            and not client_id.startswith(RESOURCE_SERVER_ID_PREFIX)
-        ):
-            return [
-                f"AUTH_INTROSPECTION_CLIENT_ID={client_id} is not a resource server's id "
-                "(gh_rs_…): use the pair `gatehouse clients add-resource-server` prints"
-            ]
-        return []
-
     def warnings(self) -> list[str]:
         """Settings that work but deserve a second look; `gatehouse serve` prints them."""
-        notes: list[str] = []
-        if self.forwarded_allow_ips.strip() == "*":
-            notes.append(
-                "FORWARDED_ALLOW_IPS='*' trusts X-Forwarded-For/-Proto from anyone who can "
-                "reach this port (client IPs drive the sign-in limits): set it to your proxy's "
-                "address unless only the proxy can reach Gatehouse"
-            )
-        if self.gatehouse_role != "mcp" and any(self._has_introspection_variables()):
-            # One env file often serves every role (compose's .env does).
-            notes.append(
-                f"AUTH_INTROSPECTION_CLIENT_ID/_SECRET are ignored with GATEHOUSE_ROLE="
-                f"{self.gatehouse_role}: only the mcp role introspects; this role checks "
-                "its own database"
-            )
-        if self.is_production and self.is_sqlite:
-            notes.append(
-                "DATABASE_URL is SQLite: one process on one host only (no --workers, no "
-                "replicas); keep the file on a volume and back it up, or use PostgreSQL"
-            )
-        if self.is_production and not self.redis_url:
-            notes.append(
-                "REDIS_URL is not set: rate limits are counted per process; set it when "
-                "running more than one replica"
-            )
-        return notes
+        return config_checks.settings_warnings(self)
 
-    def _is_generated_file_value(self, name: str, value: SecretStr) -> bool:
+    def _missing(self, name: str) -> str:
+        return config_checks.missing_secret(name, self.var_dir, env_file_path())
+
+    def is_generated_file_value(self, name: str, value: SecretStr) -> bool:
         return secret_files.holds(self.var_dir / name, value.get_secret_value())
 
-    def _generate_once(self, name: str, fresh: str) -> str:
-        return secret_files.generate_once(self.var_dir / name, fresh, variable=name.upper())
+    def _generate_once(self, name: str, fresh: str, generate: bool) -> str | None:
+        path = self.var_dir / name
+        if not generate:
+            return path.read_text().strip() if path.is_file() else None
+        return secret_files.generate_once(path, fresh, variable=name.upper())
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment (plus explicit overrides) and apply the safety checks."""
-    return Settings(**overrides).check()
+def env_file_path() -> Path | None:
+    """GATEHOUSE_ENV_FILE, or ./.env when there is one: the file the server and the CLI read."""
+    named = os.environ.get("GATEHOUSE_ENV_FILE", "").strip()
+    if not named:
+        return Path(".env") if Path(".env").is_file() else None
+    if not Path(named).is_file():
+        raise ConfigError(
+            f"GATEHOUSE_ENV_FILE={named!r} names no file: give the path of the server's .env"
+        )
+    return Path(named)
+
+
+def load_settings(*, generate_secrets: bool = True, **overrides: object) -> Settings:
+    """Read the environment and the .env file (plus explicit overrides); apply the checks.
+
+    Relative paths in the file (VAR_DIR, a SQLite DATABASE_URL) are relative to its folder,
+    so a command run from elsewhere with GATEHOUSE_ENV_FILE finds the server's files.
+    """
+    env_file = env_file_path()
+    try:
+        settings = Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(config_checks.explain_validation_error(exc)) from None
+    if env_file is not None:
+        config_checks.anchor_paths(settings, env_file)
+    return settings.check(generate_secrets=generate_secrets)

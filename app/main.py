@@ -21,7 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
 from app.auth.approval import AccountApprovalGate
+from app.auth.brand import router as brand_router
+from app.auth.connect import router as connect_router
 from app.auth.deps import SignInRequired, sign_in_url
+from app.auth.device_names import device_name
 from app.auth.mfa.router import router as mfa_router
 from app.auth.recovery.router import router as recovery_router
 from app.auth.router import router as auth_router
@@ -41,7 +44,7 @@ from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
 from app.kit.error_log import UnhandledErrors
 from app.kit.ratelimit import RateLimits
-from app.kit.web import APP_DIR
+from app.kit.web import APP_DIR, templates
 from app.kit.work_gate import WorkGate, default_concurrency
 from app.mail.outbox import running_outbox
 from app.mcp.directory import Directory
@@ -53,6 +56,8 @@ from app.mcp.verifiers import (
     TokenVerifier,
 )
 from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.client_names import AuthorizeClientNames
+from app.oauth.logos import ClientLogos
 from app.oauth.signing_keys import SigningKeys
 from app.state import (
     AuthorizationServices,
@@ -254,6 +259,9 @@ def _install_authorization_server(app: FastAPI) -> None:
     app.include_router(recovery_router)
     app.include_router(identity_router)
     app.include_router(mfa_router)
+    app.include_router(connect_router)
+    app.include_router(brand_router)
+    templates.env.filters["device_name"] = device_name
     app.include_router(oauth_router)
     app.include_router(vault_router)
 
@@ -272,6 +280,10 @@ async def _start_authorization_server(
     providers = Providers(settings.identity_providers)
     stack.push_async_callback(providers.aclose)
     await providers.warm_up()  # an unreachable provider is a warning only
+    logos = ClientLogos(
+        ca_bundle=settings.cimd_ca_bundle, allow_loopback=settings.cimd_allow_loopback
+    )
+    stack.push_async_callback(logos.aclose)
     # Make sure a signing key exists before the first request: creating one inside a request
     # would need a second write transaction while the request's own is open.
     await signing_keys.active()
@@ -279,7 +291,11 @@ async def _start_authorization_server(
         task = asyncio.create_task(_purge_periodically(settings, sessionmaker, signing_keys))
         stack.push_async_callback(_cancel, task)
     return AuthorizationServices(
-        signing_keys=signing_keys, cimd_fetcher=cimd_fetcher, identity_providers=providers
+        signing_keys=signing_keys,
+        cimd_fetcher=cimd_fetcher,
+        identity_providers=providers,
+        client_names=AuthorizeClientNames(cimd_fetcher),
+        client_logos=logos,
     )
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     # Only named here, never imported at run time: every feature reads Services (app/oauth
     # through app/oauth/deps.py), so importing the features from here would tie each one to all
     # the others (tests/oauth/test_layering.py, tests/test_import_graph.py).
+    from app.auth.continue_to import ClientNames
     from app.auth.signin_limits import SignInLimits
     from app.connectors.base import Connector
     from app.connectors.cache import ReadCache
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from app.mcp.verifiers import TokenVerifier
     from app.oauth.cimd_fetch import CimdFetcher
     from app.oauth.consent import ApprovalGate, ConsentExtension
+    from app.oauth.logos import ClientLogos
     from app.oauth.signing_keys import SigningKeys
 
 
@@ -51,6 +53,10 @@ class AuthorizationServices:
     consent_extensions: Sequence[ConsentExtension] = ()
     # The rules other features set on approving a client (app/oauth/consent.py ApprovalGate).
     approval_gates: Sequence[ApprovalGate] = ()
+    # Names the client a sign-in is for (app/auth/continue_to.py).
+    client_names: ClientNames | None = None
+    # Client logos for the consent page, served from our origin (app/oauth/logos.py).
+    client_logos: ClientLogos | None = None
 
 
 @dataclass(frozen=True)

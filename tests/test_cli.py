@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
@@ -27,6 +28,8 @@ from tests.conftest import (
     running_app,
 )
 from tests.helpers import PASSWORD, sessions_of, sign_in, sign_up, unique_email
+from tests.oauth.flow import Authorization, refresh, register
+from tests.oauth.support import full_flow
 
 
 @dataclass
@@ -141,7 +144,7 @@ async def test_users_disable_marks_the_account_disabled(cli: CliDatabase, cli_ap
         email = await sign_up(client)
     disabled = await cli.run("users", "disable", email.upper())
     assert disabled.code == 0
-    assert disabled.out == f"disabled {email.upper()}\n"
+    assert disabled.out == f"disabled {email.upper()}: signed out, 0 grant(s) revoked\n"
     (row,) = [line for line in (await cli.run("users", "list")).out.splitlines() if email in line]
     assert row.split()[1:3] == [email, "disabled"]
 
@@ -175,3 +178,57 @@ async def test_a_bad_setting_exits_2_naming_the_variable(cli: CliDatabase) -> No
     refused = await cli.run("users", "list", GATEHOUSE_ENV="production", SECRET_KEY="")
     assert refused.code == 2
     assert refused.err.startswith("configuration error: SECRET_KEY is required in production")
+
+
+async def _refused_within(client: httpx.AsyncClient, token: str, *, bound: float) -> int:
+    """/api/me's status for `token`, polled until refused or `bound` seconds have passed."""
+    deadline = asyncio.get_running_loop().time() + bound
+    while True:
+        status = (
+            await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        ).status_code
+        if status == 401 or asyncio.get_running_loop().time() > deadline:
+            return status
+        await asyncio.sleep(0.25)
+
+
+async def test_disable_then_enable_leaves_the_old_tokens_refused_and_asks_consent_anew(
+    cli: CliDatabase, cli_app: FastAPI
+) -> None:
+    async with client_for(cli_app) as client:
+        email = await sign_up(client)
+        registered = await register(client)
+        auth, tokens = await full_flow(client, registered["client_id"])
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert (await client.get("/api/me", headers=bearer)).status_code == 200
+
+        disabled = await cli.run("users", "disable", email)
+        assert disabled.out == f"disabled {email}: signed out, 1 grant(s) revoked\n"
+        enabled = await cli.run("users", "enable", email)
+        assert enabled.code == 0, enabled.err
+
+        # The access token is refused within the 5 s revocation bound, and stays refused.
+        assert await _refused_within(client, tokens["access_token"], bound=6.0) == 401
+        refreshed = await refresh(client, registered["client_id"], tokens["refresh_token"])
+        assert refreshed.status_code == 400
+        assert refreshed.json()["error"] == "invalid_grant"
+
+        # The person signs in again, and the client needs their approval again.
+        client.cookies.delete("gh_session")
+        assert (await sign_in(client, email)).status_code == 303
+        again = await client.get(Authorization(registered["client_id"]).url())
+        assert again.status_code == 200
+        assert 'name="action" value="approve"' in again.text
+
+
+def test_users_disable_help_says_it_is_final_for_existing_tokens() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "app", "users", "disable", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    assert "every grant is revoked" in shown
+    assert "does not bring them back" in " ".join(shown.split())

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import audit
 from app.auth import service
+from app.auth.continue_to import continue_to
 from app.auth.deps import (
     SESSION_COOKIE,
     CurrentBrowserSession,
@@ -88,13 +89,20 @@ async def home(browser: OptionalBrowserSession) -> RedirectResponse:
 
 @router.get("/sign-up", response_class=HTMLResponse)
 async def sign_up_page(
-    request: Request, settings: SettingsDep, browser: OptionalBrowserSession, next: str = ""
+    request: Request,
+    *,
+    settings: SettingsDep,
+    browser: OptionalBrowserSession,
+    services: ServicesDep,
+    session: SessionDep,
+    next: str = "",
 ) -> Response:
     if not settings.allow_signup:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
     if browser is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "sign_up.html", {"next": safe_next(next, "")})
+    client = await continue_to(services, session, safe_next(next, ""))
+    return render(request, "sign_up.html", {"next": safe_next(next, ""), "continue_to": client})
 
 
 @router.post("/sign-up", response_class=HTMLResponse, dependencies=[CsrfProtected])
@@ -153,18 +161,23 @@ async def sign_up(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")
     )
     audit.record(session, "signin.success", user_id=user.id, ip=ip, method="sign-up")
-    response = signed_in_redirect(settings, new, safe_next(next))
+    response = signed_in_redirect(settings, new, safe_next(next, "/connect"))
     remember_device(request, response, settings, user.id)
     return response
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_page(
-    request: Request, browser: OptionalBrowserSession, next: str = ""
+    request: Request,
+    browser: OptionalBrowserSession,
+    services: ServicesDep,
+    session: SessionDep,
+    next: str = "",
 ) -> Response:
     if browser is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "sign_in.html", {"next": safe_next(next, "")})
+    client = await continue_to(services, session, safe_next(next, ""))
+    return render(request, "sign_in.html", {"next": safe_next(next, ""), "continue_to": client})
 
 
 def _throttled(

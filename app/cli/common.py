@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
+from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import ConfigError, Settings, load_settings
+from app.cli.problems import UPGRADE, Problem, where
+from app.config import Settings, load_settings
 from app.db import create_engine, create_sessionmaker
 from app.kit.envelope import Envelope, LocalKeyProvider
 
@@ -22,16 +24,54 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def settings() -> Settings:
+# The database URL the command read, for app.cli.main's messages about its database.
+loaded: list[Settings] = []
+
+
+def settings(*, generate_secrets: bool = False) -> Settings:
+    """The server's configuration (GATEHOUSE_ENV_FILE, VAR_DIR). Only `serve` generates the
+    development secrets; every other command reads them, or says where it looked."""
+    found = load_settings(generate_secrets=generate_secrets)
+    loaded.append(found)
+    return found
+
+
+def require_database(settings: Settings) -> None:
+    """A SQLite file that is not there is not created: it is the wrong directory, or new."""
+    if settings.is_sqlite:
+        database = make_url(settings.database_url).database or ""
+        if database != ":memory:" and not Path(database).is_file():
+            raise Problem(
+                f"there is no database at {Path(database).resolve()}: run the command in the "
+                "server's directory or set GATEHOUSE_ENV_FILE=/path/to/the/server/.env "
+                f"(or DATABASE_URL); for a new database, {UPGRADE}"
+            )
+
+
+async def check_schema(settings: Settings) -> None:
+    """The database answers and is migrated to the newest revision this code knows."""
+    from alembic.script import ScriptDirectory  # see alembic_config
+
+    require_database(settings)
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    engine = create_engine(settings.database_url)
     try:
-        return load_settings()
-    except (ConfigError, ValueError) as exc:
-        typer.secho(f"configuration error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from exc
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            current = None
+            if "alembic_version" in tables:
+                row = await connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+                current = row.scalar()
+    finally:
+        await engine.dispose()
+    if current != head:
+        state = "has no Gatehouse tables yet" if current is None else f"is at revision {current}"
+        raise Problem(f"{where(settings.database_url)} {state} (this code needs {head}): {UPGRADE}")
 
 
 def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction, committed when it returns."""
+    require_database(settings)
 
     async def run() -> T:
         engine = create_engine(settings.database_url)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
+import socket
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -11,6 +13,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from app.cli import common
+from app.cli.problems import bind_problem
 from app.config import Settings
 from app.kit.envelope import LocalKeyProvider, VaultKeyError
 from app.telemetry import log_config
@@ -33,6 +36,7 @@ def serve(
 ) -> None:
     """Serve Gatehouse over HTTP."""
     import uvicorn  # only this command serves
+    from uvicorn.supervisors import Multiprocess
 
     if host:
         os.environ["HOST"] = host
@@ -41,16 +45,18 @@ def serve(
     if forwarded_allow_ips:
         os.environ["FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
     settings = common.settings()
+    listening = bind(settings.host, settings.port)
+    asyncio.run(common.check_schema(settings))
+    settings.check(generate_secrets=True)  # the development secrets, once all else is right
+    # Only now, with the socket bound and the database answering, is it true.
     for line in startup_report(settings, workers=workers):
         typer.echo(line)
     if not settings.is_production:
         if settings.allow_signup:
             typer.echo(f"  create an account at {settings.public_url}/sign-up")
         typer.echo("  or from a shell: gatehouse users create --email you@example.com")
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.asgi:app",
-        host=settings.host,
-        port=settings.port,
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
@@ -59,6 +65,27 @@ def serve(
         log_config=log_config(settings),
         access_log=access_log,
     )
+    server = uvicorn.Server(config)
+    if workers > 1:
+        Multiprocess(config, sockets=[listening]).run()
+    else:
+        server.run(sockets=[listening])
+    if not server.started and workers == 1:
+        raise typer.Exit(3)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says it is serving (as uvicorn binds it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise bind_problem(exc, host, port) from exc
+    listening.set_inheritable(True)
+    return listening
 
 
 def startup_report(settings: Settings, *, workers: int) -> list[str]:
@@ -66,7 +93,7 @@ def startup_report(settings: Settings, *, workers: int) -> list[str]:
     try:
         kids = LocalKeyProvider.from_env_value(settings.vault_keys_value).kids()
     except VaultKeyError as exc:
-        raise common.fail(f"configuration error: {exc}", 2) from exc
+        raise common.fail(f"VAULT_KEYS: {exc}", 2) from exc
     lines = [
         f"Gatehouse is serving at {settings.public_url}",
         f"  environment: {settings.gatehouse_env}",

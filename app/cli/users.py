@@ -11,6 +11,7 @@ from app.auth import service
 from app.auth.mfa import policy as mfa_policy
 from app.auth.recovery.service import admin_reset_link
 from app.cli import common
+from app.oauth import admin
 
 app = typer.Typer(help="User accounts.", no_args_is_help=True)
 
@@ -58,27 +59,34 @@ def users_list() -> None:
 
 
 def _set_disabled(email: str, disabled: bool) -> None:
-    async def work(session: AsyncSession) -> bool:
+    async def work(session: AsyncSession) -> int | None:
         user = await service.find_user_by_email(session, email)
         if user is None:
-            return False
+            return None
         await service.set_disabled(session, user=user, disabled=disabled)
-        return True
+        return await admin.revoke_user_grants(session, user.id) if disabled else 0
 
-    if not common.with_session(common.settings(), work):
+    revoked = common.with_session(common.settings(), work)
+    if revoked is None:
         raise common.fail(f"no user with email {email}")
-    typer.echo(f"{'disabled' if disabled else 'enabled'} {email}")
+    if disabled:
+        typer.echo(f"disabled {email}: signed out, {revoked} grant(s) revoked")
+    else:
+        typer.echo(f"enabled {email}: they may sign in and approve clients again")
 
 
 @app.command("disable")
 def users_disable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
-    """Disable an account: it can no longer sign in, and its sessions end."""
+    """Disable an account: it can no longer sign in, its sessions end and every grant is
+    revoked (refresh tokens at once, access tokens within 5 s). Final for those tokens:
+    `users enable` does not bring them back."""
     _set_disabled(email, True)
 
 
 @app.command("enable")
 def users_enable(email: Annotated[str, typer.Argument(help="The user's email.")]) -> None:
-    """Enable a disabled account again."""
+    """Enable a disabled account: the person can sign in again and must approve each client
+    anew (the tokens from before the disable stay revoked)."""
     _set_disabled(email, False)
 
 

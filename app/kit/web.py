@@ -87,6 +87,8 @@ def render(
         "csrf_token": csrf_token_for(settings.secret_key_bytes, csrf_cookie),
         "allow_signup": settings.allow_signup,
         "current_user": getattr(request.state, "user", None),
+        "brand_name": settings.brand_name,
+        "brand_logo": settings.brand_logo_path is not None,
         **(context or {}),
     }
     response = templates.TemplateResponse(

@@ -188,6 +188,10 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+# The same fence for other fetches a client's metadata asks for (app/oauth/logos.py).
+PinnedBackend = _PinnedBackend
+
+
 @dataclass(frozen=True)
 class _Entry:
     document: ClientMetadataDocument
@@ -268,6 +272,10 @@ class CimdFetcher:
             del self._inflight[client_id]
         if not task.cancelled():
             task.exception()  # retrieved here so an unawaited failure is not reported as lost
+
+    def cached(self, client_id: str) -> ClientMetadataDocument | None:
+        """The document if it is in the cache and fresh; never fetches."""
+        return self._cache_get(client_id)
 
     def _cache_get(self, client_id: str) -> ClientMetadataDocument | None:
         entry = self._cache.get(client_id)

@@ -11,6 +11,7 @@ from app.kit.envelope import Envelope
 from app.kit.ratelimit import RateLimits
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.consent import ApprovalGate, ConsentExtension
+from app.oauth.logos import ClientLogos
 from app.oauth.signing_keys import SigningKeys
 from app.state import ServicesDep
 
@@ -39,7 +40,12 @@ def get_approval_gates(services: ServicesDep) -> Sequence[ApprovalGate]:
     return services.authorization().approval_gates
 
 
+def get_client_logos(services: ServicesDep) -> ClientLogos | None:
+    return services.authorization().client_logos
+
+
 FetcherDep = Annotated[CimdFetcher, Depends(get_fetcher)]
+ClientLogosDep = Annotated[ClientLogos | None, Depends(get_client_logos)]
 SigningKeysDep = Annotated[SigningKeys, Depends(get_signing_keys)]
 EnvelopeDep = Annotated[Envelope, Depends(get_envelope)]
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
-from app.config import RESOURCE_SERVER_ID_PREFIX
+from app.config_checks import RESOURCE_SERVER_ID_PREFIX
 from app.kit.security import hash_token, new_token
 from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri, InvalidScope
 from app.oauth.models import OAuthClient

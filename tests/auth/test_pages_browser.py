@@ -18,7 +18,8 @@ async def fill_sign_up(page: Any, server: LiveServer, email: str, name: str = ""
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Create account").click()
-    await page.wait_for_url(server.url + "/account")
+    await page.wait_for_url(server.url + "/connect")  # a new account has no app yet
+    await page.goto(server.url + "/account")
 
 
 async def fill_sign_in(page: Any, server: LiveServer, email: str, password: str) -> None:

@@ -24,8 +24,8 @@ async def test_connected_app_is_listed_with_name_and_scopes(
     rows = page.text.split('<tr class="app-row">')[1:]
     assert len(rows) == 1
     assert '<td class="app-name">Acme Notes</td>' in rows[0]
-    assert "<td>unverified</td>" in rows[0]
-    assert "<td>mcp</td>" in rows[0]
+    assert '<td data-label="Vouched for by">unverified</td>' in rows[0]
+    assert '<td data-label="Access">mcp</td>' in rows[0]
 
 
 async def test_app_name_with_script_is_shown_as_text(

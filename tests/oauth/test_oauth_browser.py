@@ -73,7 +73,7 @@ async def sign_up_then_out(page: Any, server: LiveServer) -> str:
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Create account").click()
-    await page.wait_for_url(server.url + "/account")
+    await page.wait_for_url(server.url + "/connect")
     await page.context.clear_cookies()
     return email
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.oauth.endpoints import (
     account_apps,
     authorize,
+    client_logo,
     consent,
     discovery,
     introspect,
@@ -18,3 +19,4 @@ from app.oauth.endpoints import (
 router = APIRouter(tags=["oauth"])
 for module in (discovery, register, authorize, consent, token, revoke, introspect, account_apps):
     router.include_router(module.router)
+router.include_router(client_logo.router)

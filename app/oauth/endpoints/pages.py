@@ -15,6 +15,7 @@ from app.kit.web import PAGE_CSP, render
 from app.oauth.authorization import AuthorizationRequest
 from app.oauth.consent import ApprovalBlock, ConsentField
 from app.oauth.errors import OAuthError
+from app.oauth.logos import is_fetchable
 from app.oauth.redirect_uris import csp_source, is_native_redirect
 from app.oauth.scopes import BASE_SCOPE, DESCRIPTIONS, WRITE_SCOPE
 from app.telemetry import note
@@ -98,6 +99,7 @@ def consent_page(
     client = authorization.client
     redirect_uri = authorization.redirect_uri
     redirect = urlsplit(redirect_uri)
+    logo = is_fetchable((client.client_metadata or {}).get("logo_uri"))
     return render(
         request,
         "consent.html",
@@ -117,6 +119,9 @@ def consent_page(
             "fields": fields,
             "credential_errors": credential_errors or {},
             "block": block,
+            "logo_src": "/consent/logo?" + urlencode({"client_id": client.client_id})
+            if logo
+            else None,
         },
         status_code=status_code,
         headers={"Content-Security-Policy": _consent_csp(redirect_uri)},

@@ -1,0 +1,26 @@
+"""`/connect`: the MCP URL and short steps for each client (data in app/connect_guide.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app.auth.deps import CurrentUser
+from app.connect_guide import guides_for
+from app.kit.web import PAGE_CSP, SettingsDep, render
+
+router = APIRouter(tags=["accounts"])
+
+# The page's one script (the copy button) comes from our origin; nothing else may run.
+CONNECT_CSP = PAGE_CSP  # script-src 'self' already: the copy button is /static/copy.js
+
+
+@router.get("/connect", response_class=HTMLResponse)
+async def connect_page(request: Request, user: CurrentUser, settings: SettingsDep) -> HTMLResponse:
+    del user  # signed in: the page is part of the account
+    return render(
+        request,
+        "connect.html",
+        {"mcp_url": settings.mcp_resource, "guides": guides_for(settings.mcp_resource)},
+        headers={"Content-Security-Policy": CONNECT_CSP},
+    )
