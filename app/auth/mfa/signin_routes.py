@@ -12,14 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth.deps import sign_in_url
+from app.auth.devices import known_device
 from app.auth.mfa import options, passkeys, recovery, signin, totp
 from app.auth.mfa.signin import SECOND_FACTOR_PAGE, Pending
 from app.auth.models import User
+from app.auth.signin_limits import Attempt
 from app.config import Settings
 from app.db import SessionDep
 from app.kit.envelope import DecryptionError
-from app.kit.ratelimit import RateLimits, Verdict
+from app.kit.ratelimit import Verdict
 from app.kit.web import CsrfProtected, SettingsDep, client_ip, render, safe_next
+from app.state import services_of
 from app.telemetry import note, signin_failures
 
 logger = logging.getLogger("gatehouse.mfa")
@@ -56,29 +59,27 @@ async def _pending_user(
 
 
 class _Limits:
-    """The sign-in's own counters (the same keys), so codes and passwords share one budget."""
+    """The password sign-in's own limits (app/auth/signin_limits.py), so that codes and
+    passwords spend one budget: each code is counted before it is checked, as a password is."""
 
     def __init__(self, request: Request, settings: Settings, user: User | None) -> None:
-        self.limits: RateLimits = request.app.state.rate_limits
-        self.account = (self.limits.rule(settings.signin_limit_account), "signin-account")
-        self.ip = (self.limits.rule(settings.signin_limit_ip), "signin-ip")
-        self.account_key = user.email.lower()[:320] if user else None
-        self.ip_key = client_ip(request) or "unknown"
+        self.guard = services_of(request.app).signin_limits
+        user_id = user.id if user else None
+        self.attempt = Attempt(
+            account=user.email.lower()[:320] if user else "",
+            ip=client_ip(request) or "unknown",
+            user_id=user_id,
+            device=known_device(request, settings, user_id),
+        )
 
     async def check(self) -> Verdict:
-        verdict = await self.limits.check(self.ip[0], self.ip[1], self.ip_key)
-        if verdict.allowed and self.account_key is not None:
-            verdict = await self.limits.check(self.account[0], self.account[1], self.account_key)
-        return verdict
+        return await self.guard.admit(self.attempt)
 
-    async def failed(self) -> None:
-        await self.limits.hit(self.ip[0], self.ip[1], self.ip_key)
-        if self.account_key is not None:
-            await self.limits.hit(self.account[0], self.account[1], self.account_key)
+    async def failed(self, session: AsyncSession) -> None:
+        await self.guard.failed(session, self.attempt)
 
     async def succeeded(self) -> None:
-        if self.account_key is not None:
-            await self.limits.clear(self.account[0], self.account[1], self.account_key)
+        await self.guard.succeeded(self.attempt)
 
 
 def _code_page(
@@ -115,7 +116,7 @@ def _throttled(request: Request, waiting: _Waiting, verdict: Verdict) -> HTMLRes
 async def _failed(
     request: Request, session: AsyncSession, limits: _Limits, user: User | None, reason: str
 ) -> None:
-    await limits.failed()
+    await limits.failed(session)
     note(gatehouse__outcome="failure", gatehouse__reason=reason)
     signin_failures.add(1, {"gatehouse.reason": reason})
     audit.record(
