@@ -20,6 +20,7 @@ from app.db import SessionDep
 from app.kit.envelope import DecryptionError
 from app.kit.ratelimit import RateLimits, Verdict
 from app.kit.web import CsrfProtected, SettingsDep, client_ip, render, safe_next
+from app.state import services_of
 from app.telemetry import note, signin_failures
 
 logger = logging.getLogger("gatehouse.mfa")
@@ -59,7 +60,7 @@ class _Limits:
     """The sign-in's own counters (the same keys), so codes and passwords share one budget."""
 
     def __init__(self, request: Request, settings: Settings, user: User | None) -> None:
-        self.limits: RateLimits = request.app.state.rate_limits
+        self.limits: RateLimits = services_of(request.app).rate_limits
         self.account = (self.limits.rule(settings.signin_limit_account), "signin-account")
         self.ip = (self.limits.rule(settings.signin_limit_ip), "signin-ip")
         self.account_key = user.email.lower()[:320] if user else None
@@ -136,7 +137,7 @@ async def _code_checks(
     row = await totp.find(session, user.id)
     if row is None or row.confirmed_at is None:
         return False
-    return await totp.verify(session, request.app.state.envelope, row=row, code=code)
+    return await totp.verify(session, services_of(request.app).envelope, row=row, code=code)
 
 
 async def _admit(
