@@ -105,6 +105,11 @@ async def sign_up_page(
     return render(request, "sign_up.html", {"next": safe_next(next, ""), "continue_to": client})
 
 
+def _sign_up_form(*, email: str = "", name: str = "", next: str) -> dict[str, str]:
+    """What the sign-up page shows again: the typed email and name (never the password)."""
+    return {"email": email, "name": name, "next": safe_next(next, "")}
+
+
 @router.post("/sign-up", response_class=HTMLResponse, dependencies=[CsrfProtected])
 @traced("auth.sign_up")
 async def sign_up(
@@ -122,22 +127,18 @@ async def sign_up(
     if not settings.allow_signup or not settings.password_signin:
         raise NotFoundError("Sign-up is closed here. Ask an administrator for an account.")
     if problem := _form_problem(email=email, name=name, password=password):
-        context = {"error": problem, "email": "", "name": "", "next": safe_next(next, "")}
+        context = {**_sign_up_form(next=next), "error": problem}
         return render(request, "sign_up.html", context, status_code=400)
     ip = client_ip(request)
     limits = services.rate_limits
     # Each sign-up costs an argon2 hash (64 MiB, tens of ms): bound them per address.
     verdict = await limits.hit(limits.rule(settings.signup_limit_ip), "signup-ip", ip or "?")
+    form = _sign_up_form(email=email, name=name, next=next)
     if not verdict.allowed:
         return render(
             request,
             "sign_up.html",
-            {
-                "error": "Too many new accounts from this address. Try again later.",
-                "email": email,
-                "name": name,
-                "next": safe_next(next, ""),
-            },
+            {**form, "error": "Too many new accounts from this address. Try again later."},
             status_code=429,
             headers={"Retry-After": str(verdict.retry_after)},
         )
@@ -147,15 +148,9 @@ async def sign_up(
                 session, email=email, password=password, name=name, ip=ip
             )
     except GateBusy as busy:
-        context = {"email": email, "name": name, "next": safe_next(next, "")}
-        return _busy_page(request, "sign_up.html", context, busy)
+        return _busy_page(request, "sign_up.html", form, busy)
     except service.AccountError as exc:
-        return render(
-            request,
-            "sign_up.html",
-            {"error": str(exc), "email": email, "name": name, "next": safe_next(next, "")},
-            status_code=400,
-        )
+        return render(request, "sign_up.html", {**form, "error": str(exc)}, status_code=400)
     await send_verification(session, settings, outbox, user=user)
     new = await service.create_session(
         session, settings, user=user, ip=ip, user_agent=request.headers.get("user-agent")

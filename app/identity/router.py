@@ -252,18 +252,22 @@ async def link_page(
     upstream = _upstream(providers, name)
     pending = _pending_link(request, settings, name)
     if pending is None:
-        return refusal_page(
-            request,
-            upstream,
-            "link_expired",
-            "This link request has expired. Start again.",
-            next_path="",
-            status_code=400,
-        )
+        return _link_expired(request, upstream)
     return render(
         request,
         "identity_link.html",
         {"label": upstream.config.label, "name": name, "email": pending["email"]},
+    )
+
+
+def _link_expired(request: Request, upstream: Upstream) -> HTMLResponse:
+    return refusal_page(
+        request,
+        upstream,
+        "link_expired",
+        "This link request has expired. Start again.",
+        next_path="",
+        status_code=400,
     )
 
 
@@ -288,14 +292,7 @@ async def link_account(
     upstream = _upstream(providers, name)
     pending = _pending_link(request, settings, name)
     if pending is None:
-        return refusal_page(
-            request,
-            upstream,
-            "link_expired",
-            "This link request has expired. Start again.",
-            next_path="",
-            status_code=400,
-        )
+        return _link_expired(request, upstream)
     # The same limits as the password sign-in: this form is one more place to guess at.
     limits = services_of(request.app).rate_limits
     keys = [

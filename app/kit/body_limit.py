@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.kit.asgi import TrackedSend, send_whole
+
 
 class BodyTooLarge(Exception):
     """A body over the limit: declared by Content-Length, or seen while streaming it."""
@@ -48,7 +50,7 @@ class BodyLimit:
                     await _too_large(send)
                     return
         seen = 0
-        started = False
+        tracked = TrackedSend(send)
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -59,30 +61,15 @@ class BodyLimit:
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except BodyTooLarge:
-            if not started:
+            if not tracked.started:
                 await _too_large(send)
 
 
 async def _too_large(send: Send) -> None:
     body = b'{"error":"invalid_request","error_description":"the request body is too large"}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
+    await send_whole(
+        send, 413, body, content_type=b"application/json", extra=(b"connection", b"close")
     )
-    await send({"type": "http.response.body", "body": body})

@@ -16,7 +16,9 @@ import logging
 import secrets
 
 from opentelemetry import trace
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.kit.asgi import TrackedSend, send_whole
 
 logger = logging.getLogger("gatehouse.errors")
 
@@ -34,33 +36,21 @@ class UnhandledErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
             ident, kind = error_id(), type(exc).__name__
             method, path = scope.get("method", "?"), scope.get("path", "?")
             logger.error("unhandled %s at %s %s (error id %s)", kind, method, path, ident)
             logger.debug("traceback for error id %s", ident, exc_info=exc)
-            if started:  # too late for a status line; the server ends the response
+            if tracked.started:  # too late for a status line; the server ends the response
                 return
             body = f"Internal server error (error id {ident}).\n".encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"cache-control", b"no-store"),
-                    ],
-                }
+            await send_whole(
+                send,
+                500,
+                body,
+                content_type=b"text/plain; charset=utf-8",
+                extra=(b"cache-control", b"no-store"),
             )
-            await send({"type": "http.response.body", "body": body})

@@ -16,8 +16,8 @@ from app.auth.models import User
 from app.auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from app.db import SessionDep
 from app.kit.envelope import Envelope
-from app.kit.ratelimit import RateLimits
 from app.kit.web import CsrfProtected, SettingsDep, client_ip, render
+from app.state import services_of
 
 router = APIRouter(tags=["second factors"])
 
@@ -30,8 +30,7 @@ NOTICES = {
 
 
 def _envelope(request: Request) -> Envelope:
-    envelope: Envelope = request.app.state.envelope
-    return envelope
+    return services_of(request.app).envelope
 
 
 async def _page(
@@ -133,7 +132,7 @@ async def disable_totp(
     row = await totp.find(session, user.id)
     if row is None or row.confirmed_at is None:
         return RedirectResponse(SECURITY_PAGE, status_code=303)
-    limits: RateLimits = request.app.state.rate_limits
+    limits = services_of(request.app).rate_limits
     per_account = limits.rule(settings.signin_limit_account)
     key = user.email.lower()
     verdict = await limits.check(per_account, "signin-account", key)

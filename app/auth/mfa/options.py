@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from app.auth.mfa import passkeys
 from app.config import Settings
-from app.kit.ratelimit import RateLimits
 from app.kit.web import client_ip
+from app.state import services_of
 
 
 def _json(body: object, status_code: int, headers: dict[str, str] | None = None) -> Response:
@@ -29,7 +29,7 @@ async def refusal(request: Request, settings: Settings) -> Response | None:
     """
     if not passkeys.relying_party(settings).available:
         return _json({"error": passkeys.UNAVAILABLE}, 409)
-    limits: RateLimits = request.app.state.rate_limits
+    limits = services_of(request.app).rate_limits
     verdict = await limits.hit(
         limits.rule(settings.signin_limit_ip), "passkey-options-ip", client_ip(request) or "?"
     )

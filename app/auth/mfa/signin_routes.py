@@ -137,7 +137,40 @@ async def _code_checks(
     row = await totp.find(session, user.id)
     if row is None or row.confirmed_at is None:
         return False
-    return await totp.verify(session, request.app.state.envelope, row=row, code=code)
+    return await totp.verify(session, services_of(request.app).envelope, row=row, code=code)
+
+
+async def _admit(
+    request: Request, session: AsyncSession, settings: Settings
+) -> tuple[_Waiting, _Limits] | Response:
+    """The browser's pending sign-in and its budget, or the page to answer with instead."""
+    found = await _pending_user(request, session, settings)
+    if found is None:
+        return _restart()
+    limits = _Limits(request, settings, found.user)
+    verdict = await limits.check()
+    if not verdict.allowed:
+        return _throttled(request, found, verdict)
+    return found, limits
+
+
+async def _complete(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    found: _Waiting,
+    limits: _Limits,
+    *,
+    method: str,
+) -> Response:
+    """The second factor checked: spend the pending sign-in once and open the session."""
+    state = found.state
+    if not await signin.spend(session, settings, state):
+        return _restart(state.next_path)
+    await limits.succeeded()
+    return await signin.finish(
+        request, session, settings, user=found.user, next_path=state.next_path, method=method
+    )
 
 
 @router.get(SECOND_FACTOR_PAGE, response_class=HTMLResponse)
@@ -154,14 +187,11 @@ async def second_factor_page(
 async def second_factor(
     request: Request, session: SessionDep, settings: SettingsDep, code: FormStr = ""
 ) -> Response:
-    found = await _pending_user(request, session, settings)
-    if found is None:
-        return _restart()
-    state, user = found.state, found.user
-    limits = _Limits(request, settings, user)
-    verdict = await limits.check()
-    if not verdict.allowed:
-        return _throttled(request, found, verdict)
+    admitted = await _admit(request, session, settings)
+    if isinstance(admitted, Response):
+        return admitted
+    found, limits = admitted
+    user = found.user
     method = "totp" if totp.looks_like_totp(code) else "recovery-code"
     try:
         ok = await _code_checks(request, session, settings, user=user, code=code)
@@ -185,12 +215,7 @@ async def second_factor(
             "your authenticator app, or one of your recovery codes.",
             status_code=401,
         )
-    if not await signin.spend(session, settings, state):
-        return _restart(state.next_path)
-    await limits.succeeded()
-    return await signin.finish(
-        request, session, settings, user=user, next_path=state.next_path, method=method
-    )
+    return await _complete(request, session, settings, found, limits, method=method)
 
 
 @router.post(SECOND_FACTOR_PAGE + "/passkey/options", dependencies=[CsrfProtected])
@@ -210,25 +235,17 @@ async def second_factor_passkey_options(
 async def second_factor_passkey(
     request: Request, session: SessionDep, settings: SettingsDep, credential: FormStr = ""
 ) -> Response:
-    found = await _pending_user(request, session, settings)
-    if found is None:
-        return _restart()
-    state, user = found.state, found.user
-    limits = _Limits(request, settings, user)
-    verdict = await limits.check()
-    if not verdict.allowed:
-        return _throttled(request, found, verdict)
+    admitted = await _admit(request, session, settings)
+    if isinstance(admitted, Response):
+        return admitted
+    found, limits = admitted
+    user = found.user
     try:
         await passkeys.authenticate(session, settings, credential_json=credential, user_id=user.id)
     except passkeys.PasskeyError as exc:
         await _failed(request, session, limits, user, "bad_passkey")
         return _code_page(request, found, error=str(exc), status_code=401)
-    if not await signin.spend(session, settings, state):
-        return _restart(state.next_path)
-    await limits.succeeded()
-    return await signin.finish(
-        request, session, settings, user=user, next_path=state.next_path, method="passkey"
-    )
+    return await _complete(request, session, settings, found, limits, method="passkey")
 
 
 @router.post(PASSKEY_SIGN_IN + "/options", dependencies=[CsrfProtected])
