@@ -14,11 +14,11 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiosmtplib
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.config import Settings
 from app.mail.message import Message
@@ -40,14 +40,14 @@ Job = Callable[[], Awaitable[None]]
 _PENDING = "gatehouse.outbox.pending"  # Session.info key: (outbox, message) awaiting a commit
 
 
-def _release(session: Any) -> None:
+def _release(session: Session) -> None:
     pending: list[tuple[Outbox, Message]] = session.info.get(_PENDING, [])
     while pending:
         outbox, message = pending.pop(0)
         outbox.send(message)
 
 
-def _discard(session: Any, previous: Any) -> None:
+def _discard(session: Session, previous: SessionTransaction) -> None:
     if not previous.nested:  # the whole transaction is gone, and with it every link it made
         session.info.get(_PENDING, []).clear()
 

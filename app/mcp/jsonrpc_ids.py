@@ -20,7 +20,7 @@ def _valid_id(item: dict[str, Any]) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def has_malformed_id(message: Any) -> bool:
+def has_malformed_id(message: object) -> bool:
     """Whether the message (or any message of a batch) carries an id MCP does not allow."""
     items = message if isinstance(message, list) else [message]
     return any(isinstance(item, dict) and "id" in item and not _valid_id(item) for item in items)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.mfa.models import MfaChallenge
 from app.config import Settings
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 from app.kit.security import hash_token
 
 
@@ -67,10 +67,10 @@ async def consume(
     if user_id is not None:
         stmt = stmt.where(MfaChallenge.user_id == user_id)
     result = await session.execute(stmt)
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    return rows_affected(result) == 1
 
 
 async def purge(session: AsyncSession) -> int:
     """Delete expired challenges (called by the periodic purge)."""
     result = await session.execute(delete(MfaChallenge).where(MfaChallenge.expires_at <= utcnow()))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rows_affected(result)

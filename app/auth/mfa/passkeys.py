@@ -37,7 +37,7 @@ from app.auth.mfa import challenges
 from app.auth.mfa.models import WebAuthnCredential
 from app.auth.models import User
 from app.config import Settings
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 
 CHALLENGE_TTL = 300
 TIMEOUT_MS = 120_000
@@ -271,7 +271,7 @@ async def _advance(session: AsyncSession, *, row: WebAuthnCredential, new_count:
         .values(sign_count=new_count, last_used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if int(result.rowcount or 0) != 1:  # type: ignore[attr-defined]
+    if rows_affected(result) != 1:
         raise PasskeyError("The passkey could not be verified. Try again.")
 
 
@@ -281,11 +281,11 @@ async def remove(session: AsyncSession, *, user_id: uuid.UUID, passkey_id: uuid.
             WebAuthnCredential.id == passkey_id, WebAuthnCredential.user_id == user_id
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_affected(result))
 
 
 async def remove_all(session: AsyncSession, *, user_id: uuid.UUID) -> int:
     result = await session.execute(
         delete(WebAuthnCredential).where(WebAuthnCredential.user_id == user_id)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rows_affected(result)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.mfa.models import RecoveryCode
 from app.config import Settings
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 from app.kit.security import hash_token
 
 COUNT = 10
@@ -61,7 +61,7 @@ async def use(session: AsyncSession, settings: Settings, *, user_id: uuid.UUID, 
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    return rows_affected(result) == 1
 
 
 async def remaining(session: AsyncSession, *, user_id: uuid.UUID) -> int:

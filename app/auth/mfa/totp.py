@@ -13,7 +13,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.mfa.models import TotpFactor
-from app.db import utcnow
+from app.db import rows_affected, utcnow
 from app.kit.envelope import Envelope, Sealed, SecretValue
 
 ISSUER = "Gatehouse"
@@ -118,7 +118,7 @@ async def accept_step(session: AsyncSession, *, row: TotpFactor, step: int) -> b
         .values(last_used_step=step)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    return rows_affected(result) == 1
 
 
 async def verify(session: AsyncSession, envelope: Envelope, *, row: TotpFactor, code: str) -> bool:
@@ -152,4 +152,4 @@ async def rewrap(session: AsyncSession, envelope: Envelope) -> int:
 
 async def remove(session: AsyncSession, *, user_id: uuid.UUID) -> bool:
     result = await session.execute(delete(TotpFactor).where(TotpFactor.user_id == user_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_affected(result))

@@ -99,7 +99,7 @@ async def consume(
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_affected(result) != 1:
         return None
     row = await session.execute(select(AccountToken).where(AccountToken.token_hash == digest))
     return row.scalar_one()
@@ -130,4 +130,4 @@ async def purge(session: AsyncSession, *, keep: timedelta = timedelta(days=1)) -
             (AccountToken.expires_at < cutoff) | (AccountToken.used_at < cutoff)
         )
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rows_affected(result)
