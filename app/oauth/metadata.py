@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings
-from app.oauth.scopes import SUPPORTED_SCOPES
+from app.oauth.scopes import AUTHORIZATION_SERVER_SCOPES, SUPPORTED_SCOPES
 
 
 def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "jwks_uri": f"{issuer}/jwks.json",
-        "scopes_supported": list(SUPPORTED_SCOPES),
+        "scopes_supported": list(AUTHORIZATION_SERVER_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],

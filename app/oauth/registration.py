@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.config import RESOURCE_SERVER_ID_PREFIX
 from app.kit.security import hash_token, new_token
-from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri, InvalidScope
+from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri
 from app.oauth.models import OAuthClient
 from app.oauth.redirect_uris import redirect_uri_problem
-from app.oauth.scopes import parse_scope
+from app.oauth.scopes import names_known_scope, parse_scope
 
 CLIENT_ID_PREFIX = "gh_c_"
 CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret
@@ -97,10 +97,12 @@ def _scope(metadata: dict[str, Any]) -> str | None:
         return None
     if not isinstance(scope, str):
         raise InvalidClientMetadata("scope must be a space-separated string")
-    try:
-        return " ".join(parse_scope(scope))
-    except InvalidScope as exc:
-        raise InvalidClientMetadata(exc.description) from exc
+    # RFC 7591 §2: "the authorization server MAY replace the requested set of metadata values
+    # with suitable default values": unknown scopes are dropped (RFC 6749 §3.3), and a scope
+    # naming none of ours (`openid profile`) limits nothing.
+    if not names_known_scope(scope):
+        return None
+    return " ".join(parse_scope(scope))
 
 
 def _client_name(metadata: dict[str, Any]) -> str:

@@ -47,7 +47,7 @@ async def test_advertises_exactly_what_the_issue_requires(client: httpx.AsyncCli
     assert meta["revocation_endpoint"] == f"{ISSUER}/revoke"
     assert meta["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert meta["jwks_uri"] == f"{ISSUER}/jwks.json"
-    assert meta["scopes_supported"] == ["mcp", "mcp:write"]
+    assert meta["scopes_supported"] == ["mcp", "mcp:write", "offline_access"]
     assert meta["response_types_supported"] == ["code"]
     assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert meta["token_endpoint_auth_methods_supported"] == [
