@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access_token_ttl: int = Field(default=3600, ge=60, le=86400)
-    refresh_reuse_grace: int = Field(default=30, ge=0, le=600)
+    refresh_reuse_grace: int = Field(default=120, ge=0, le=600)
     connectors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     github_api_url: str = "https://api.github.com"
 
