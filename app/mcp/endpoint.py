@@ -36,6 +36,24 @@ metadata_router = APIRouter(include_in_schema=False)
 
 MAX_BODY_BYTES = 1024 * 1024
 PROTOCOL_HEADER = "mcp-protocol-version"
+# Every /mcp answer depends on who asks (claude.ai caches tool lists): never stored by a cache,
+# and varying on the credential for any cache that ignores no-store.
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "Vary": "Authorization"}
+_NO_STORE = (b"cache-control", b"no-store")
+_NO_STORE_STREAM = (b"cache-control", b"no-store, no-transform")
+_VARY = (b"vary", b"Authorization")
+
+
+def _private(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The SDK's response headers with Cache-Control: no-store and Vary: Authorization; an SSE
+    stream keeps no-transform, so no proxy buffers or compresses it."""
+    kept = [h for h in headers if h[0].lower() != b"cache-control"]
+    stream = any(
+        h[1].startswith(b"text/event-stream") for h in kept if h[0].lower() == b"content-type"
+    )
+    kept.append(_NO_STORE_STREAM if stream else _NO_STORE)
+    kept.append(_VARY)
+    return kept
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
@@ -81,7 +99,7 @@ def jsonrpc_error(
     return JSONResponse(
         {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}},
         status_code=status_code,
-        headers=headers,
+        headers=PRIVATE_HEADERS if headers is None else PRIVATE_HEADERS | headers,
     )
 
 
@@ -120,7 +138,12 @@ class SdkResponse(Response):
                 return {"type": "http.request", "body": pending.pop(), "more_body": False}
             return await receive()
 
-        await self._handler(scope, replay_body, send)
+        async def send_private(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _private(list(message.get("headers", ())))
+            await send(message)
+
+        await self._handler(scope, replay_body, send_private)
 
 
 STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
@@ -240,8 +263,9 @@ async def _read_message(request: Request) -> tuple[bytes, object] | Response | N
         return jsonrpc_error(400, -32700, "Parse error")
 
 
-# GET and DELETE are routed here (not refused by the router) so they are authenticated first.
-MCP_METHODS = ["GET", "POST", "DELETE"]
+# Every method is routed here (none refused by the router, whose 405 would carry neither the
+# challenge nor the cache headers), so each is authenticated first.
+MCP_METHODS = None
 
 
 @metadata_router.get("/.well-known/oauth-protected-resource")
@@ -285,7 +309,9 @@ def _install_handlers(app: FastAPI, settings: Settings) -> None:
     async def on_origin(_request: Request, exc: Exception) -> Response:
         if not isinstance(exc, McpOriginRefused):  # pragma: no cover
             raise exc
-        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+        return JSONResponse(
+            {"error": exc.message}, status_code=exc.status_code, headers=PRIVATE_HEADERS
+        )
 
     async def on_revocation_unknown(_request: Request, _exc: Exception) -> Response:
         # The token may be fine; the issuer that would say so is not answering. RFC 9110
@@ -294,7 +320,7 @@ def _install_handlers(app: FastAPI, settings: Settings) -> None:
             503,
             -32603,
             "the authorization server cannot confirm this token right now; retry shortly",
-            headers={"Retry-After": "5", "Cache-Control": "no-store"},
+            headers={"Retry-After": "5"},
         )
 
     app.add_exception_handler(McpChallenge, on_challenge)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
@@ -12,6 +13,21 @@ from app import __version__
 from app.mcp.observability import CallerAttributes
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# MCP 2026-07-28 (SEP-2549) cacheScope: "private" results are reused only within the authorization
+# context that produced them. Resources are the person's own notes; the tool and prompt lists are
+# the same for everyone today, but are said private too so that a later per-user list cannot leak
+# through a shared cache. ttlMs 0: stale at once, so a revoked grant is never answered from cache.
+PRIVATE_LISTS: dict[CacheableMethod, CacheHint] = {
+    method: CacheHint(ttl_ms=0, scope="private")
+    for method in (
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+    )
+}
 
 
 class GatehouseMCP:
@@ -32,6 +48,7 @@ class GatehouseMCP:
             subscriptions=False,
             # Every registered tool has an entry in tool_scopes (a live view, filled below).
             middleware=[CallerAttributes(self.tool_scopes.keys())],
+            cache_hints=PRIVATE_LISTS,
         )
 
     def tool(
