@@ -44,6 +44,7 @@ from app.mcp.verifiers import (
     TokenVerifier,
 )
 from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.client_keys import ClientKeys
 from app.oauth.signing_keys import SigningKeys
 from app.state import (
     AuthorizationServices,
@@ -246,7 +247,11 @@ async def _start_authorization_server(
     if settings.purge_interval:
         task = asyncio.create_task(_purge_periodically(settings, sessionmaker, signing_keys))
         stack.push_async_callback(_cancel, task)
-    return AuthorizationServices(signing_keys=signing_keys, cimd_fetcher=cimd_fetcher)
+    return AuthorizationServices(
+        signing_keys=signing_keys,
+        cimd_fetcher=cimd_fetcher,
+        client_keys=ClientKeys(cimd_fetcher),
+    )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

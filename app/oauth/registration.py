@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.config import RESOURCE_SERVER_ID_PREFIX
 from app.kit.security import hash_token, new_token
+from app.oauth.client_keys import PRIVATE_KEY_JWT, KeySetProblem, check_jwks_uri, check_key_set
 from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri
 from app.oauth.models import OAuthClient
 from app.oauth.redirect_uris import redirect_uri_problem
@@ -20,7 +22,7 @@ from app.oauth.scopes import names_known_scope, parse_scope
 CLIENT_ID_PREFIX = "gh_c_"
 CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret
 RESOURCE_SERVER_KIND = "resource"
-AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 MAX_REDIRECT_URIS = 10
 MAX_STRING = 200
@@ -152,7 +154,25 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     }
     if scope:
         clean["scope"] = scope
+    if grants["token_endpoint_auth_method"] == PRIVATE_KEY_JWT:
+        clean |= client_key_fields(metadata, InvalidClientMetadata)
     return clean | _optional_fields(metadata)
+
+
+def client_key_fields(
+    metadata: dict[str, Any], problem: Callable[[str], Exception]
+) -> dict[str, Any]:
+    """RFC 7591 §2: a private_key_jwt client's `jwks` or `jwks_uri` — "These two metadata
+    fields MUST NOT both be present in the same request or response"."""
+    jwks, jwks_uri = metadata.get("jwks"), metadata.get("jwks_uri")
+    if (jwks is None) == (jwks_uri is None):
+        raise problem("a private_key_jwt client needs exactly one of jwks and jwks_uri")
+    try:
+        if jwks is not None:
+            return {"jwks": check_key_set(jwks)}
+        return {"jwks_uri": check_jwks_uri(jwks_uri)}
+    except KeySetProblem as exc:
+        raise problem(str(exc)) from exc
 
 
 def hash_client_secret(secret_key: bytes, secret: str) -> str:
@@ -172,7 +192,7 @@ async def register_client(
     clean = validate_metadata(metadata)
     secret = None
     secret_hash = None
-    if clean["token_endpoint_auth_method"] != "none":  # noqa: S105
+    if clean["token_endpoint_auth_method"] not in ("none", PRIVATE_KEY_JWT):
         secret, secret_hash = new_client_secret(secret_key)
     client = OAuthClient(
         client_id=new_token(CLIENT_ID_PREFIX)[:40],

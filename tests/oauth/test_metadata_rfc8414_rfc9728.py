@@ -54,7 +54,9 @@ async def test_advertises_exactly_what_the_issue_requires(client: httpx.AsyncCli
         "none",
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     ]
+    assert meta["token_endpoint_auth_signing_alg_values_supported"] == ["RS256", "ES256", "PS256"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["client_id_metadata_document_supported"] is True
