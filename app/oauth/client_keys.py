@@ -79,7 +79,7 @@ class ClientKeys:
         self._fetcher = fetcher
         self._min_refresh = min_refresh
         self._sets: BoundedCache[str, KeySet] = BoundedCache(max_entries=max_entries, ttl=ttl)
-        self._fetched_at: BoundedCache[str, float] = BoundedCache(max_entries=max_entries)
+        self._refreshed_at: BoundedCache[str, float] = BoundedCache(max_entries=max_entries)
         self._locks: BoundedCache[str, asyncio.Lock] = BoundedCache(max_entries=max_entries)
 
     async def for_client(self, client: OAuthClient, kid: str | None) -> KeySet:
@@ -91,13 +91,19 @@ class ClientKeys:
         if not isinstance(uri, str):
             raise KeySetProblem("the client has neither jwks nor jwks_uri")
         keys = self._sets.get(uri)
-        if keys is None or (kid is not None and not _has_kid(keys, kid) and self._may_refresh(uri)):
-            keys = await self._fetch(uri, stale=keys)
+        if keys is None:
+            return await self._fetch(uri, stale=None)
+        if kid is not None and not _has_kid(keys, kid) and self._may_refresh(uri):
+            return await self._fetch(uri, stale=keys)
         return keys
 
     def _may_refresh(self, uri: str) -> bool:
-        last = self._fetched_at.get(uri)
-        return last is None or time.monotonic() - last >= self._min_refresh
+        """A refetch for an unknown kid: at most one per `min_refresh` seconds per URL."""
+        last = self._refreshed_at.get(uri)
+        if last is not None and time.monotonic() - last < self._min_refresh:
+            return False
+        self._refreshed_at.put(uri, time.monotonic())
+        return True
 
     async def _fetch(self, uri: str, *, stale: KeySet | None) -> KeySet:
         lock = self._locks.get(uri)
@@ -108,7 +114,6 @@ class ClientKeys:
             fresh = self._sets.get(uri)
             if fresh is not None and fresh is not stale:
                 return fresh  # another request fetched it while this one waited
-            self._fetched_at.put(uri, time.monotonic())
             try:
                 body = await self._fetcher.download(
                     check_jwks_uri(uri), max_bytes=MAX_KEY_SET_BYTES
