@@ -92,7 +92,11 @@ class Settings(BaseSettings):
     connector_cache_ttl: int | None = Field(default=None, ge=1)  # seconds, instead of the day
     auth_code_ttl: int = Field(default=120, ge=10, le=600)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=300)
-    registration_limit_ip: str = "30 per hour"
+    # Hosted clients (claude.ai, ChatGPT) register every person's connection from a few shared
+    # egress addresses: the per-address limit is a flood bound, far above a human rate.
+    registration_limit_ip: str = "1000 per hour"
+    # Never-used registrations kept at most; the oldest goes first when a new one needs room.
+    registration_max_unused: int = Field(default=10000, ge=1)
     registration_unused_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     purge_interval: int = Field(default=3600, ge=0)  # 0 turns the in-app purge off
     # Test-only: trust an extra CA and allow loopback addresses when fetching client metadata

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -15,7 +16,7 @@ from app.config import RESOURCE_SERVER_ID_PREFIX
 from app.kit.security import hash_token, new_token
 from app.oauth.client_keys import PRIVATE_KEY_JWT, KeySetProblem, check_jwks_uri, check_key_set
 from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri
-from app.oauth.models import OAuthClient
+from app.oauth.models import OAuthClient, OAuthGrant
 from app.oauth.redirect_uris import redirect_uri_problem
 from app.oauth.scopes import names_known_scope, parse_scope
 
@@ -186,10 +187,36 @@ def new_client_secret(secret_key: bytes) -> tuple[str, str]:
     return secret, hash_client_secret(secret_key, secret)
 
 
+async def make_room(session: AsyncSession, *, max_unused: int) -> int:
+    """Evict the oldest never-used registrations so that one more fits under `max_unused`.
+
+    Never used: registered through /register, no grant, never sent to /token. Counted first, then
+    at most the excess is deleted, so a flood of registrations costs a bounded amount of storage
+    and each registration a bounded amount of work. Returns how many were evicted.
+    """
+    has_grant = select(OAuthGrant.id).where(OAuthGrant.client_pk == OAuthClient.id).exists()
+    unused = (OAuthClient.kind == "registered") & OAuthClient.last_used_at.is_(None) & ~has_grant
+    count = await session.scalar(select(func.count()).select_from(OAuthClient).where(unused))
+    excess = (count or 0) - max_unused + 1
+    if excess <= 0:
+        return 0
+    oldest = select(OAuthClient.id).where(unused).order_by(OAuthClient.created_at).limit(excess)
+    ids = list((await session.execute(oldest)).scalars())
+    await session.execute(delete(OAuthClient).where(OAuthClient.id.in_(ids)))
+    audit.record(session, "client.evicted_unused", count=len(ids))
+    return len(ids)
+
+
 async def register_client(
-    session: AsyncSession, *, secret_key: bytes, metadata: object, ip: str | None
+    session: AsyncSession,
+    *,
+    secret_key: bytes,
+    metadata: object,
+    ip: str | None,
+    max_unused: int,
 ) -> Registered:
     clean = validate_metadata(metadata)
+    await make_room(session, max_unused=max_unused)
     secret = None
     secret_hash = None
     if clean["token_endpoint_auth_method"] not in ("none", PRIVATE_KEY_JWT):
