@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access_token_ttl: int = Field(default=3600, ge=60, le=86400)
-    refresh_reuse_grace: int = Field(default=30, ge=0, le=600)
+    refresh_reuse_grace: int = Field(default=120, ge=0, le=600)
     connectors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     github_api_url: str = "https://api.github.com"
     # Upstream identity providers (app/identity/settings.py reads their OIDC_<NAME>_* values).
@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     connector_cache_ttl: int | None = Field(default=None, ge=1)  # seconds, instead of the day
     auth_code_ttl: int = Field(default=120, ge=10, le=600)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=300)
-    registration_limit_ip: str = "30 per hour"
+    # Hosted clients (claude.ai, ChatGPT) register every person's connection from a few shared
+    # egress addresses: the per-address limit is a flood bound, far above a human rate.
+    registration_limit_ip: str = "1000 per hour"
+    # Never-used registrations kept at most; the oldest goes first when a new one needs room.
+    registration_max_unused: int = Field(default=10000, ge=1)
     verify_limit_account: str = "5 per hour"
     verify_limit_ip: str = "20 per hour"
     forgot_limit_email: str = "5 per hour"

@@ -56,6 +56,7 @@ from app.mcp.verifiers import (
     TokenVerifier,
 )
 from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.client_keys import ClientKeys
 from app.oauth.client_names import AuthorizeClientNames
 from app.oauth.logos import ClientLogos
 from app.oauth.signing_keys import SigningKeys
@@ -296,6 +297,7 @@ async def _start_authorization_server(
         identity_providers=providers,
         client_names=AuthorizeClientNames(cimd_fetcher),
         client_logos=logos,
+        client_keys=ClientKeys(cimd_fetcher),
     )
 
 

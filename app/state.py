@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from app.mcp.revocation import RevocationCheck
     from app.mcp.verifiers import TokenVerifier
     from app.oauth.cimd_fetch import CimdFetcher
+    from app.oauth.client_keys import ClientKeys
     from app.oauth.consent import ApprovalGate, ConsentExtension
     from app.oauth.logos import ClientLogos
     from app.oauth.signing_keys import SigningKeys
@@ -49,6 +50,8 @@ class AuthorizationServices:
     signing_keys: SigningKeys
     cimd_fetcher: CimdFetcher
     identity_providers: Providers
+    # private_key_jwt clients' public keys (jwks_uri fetched through cimd_fetcher, cached).
+    client_keys: ClientKeys
     # The steps other features add to the consent page (app/oauth/consent.py).
     consent_extensions: Sequence[ConsentExtension] = ()
     # The rules other features set on approving a client (app/oauth/consent.py ApprovalGate).

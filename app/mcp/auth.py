@@ -53,7 +53,11 @@ def challenge_response(settings: Settings, exc: McpChallenge) -> JSONResponse:
     return JSONResponse(
         body,
         status_code=exc.status_code,
-        headers={"WWW-Authenticate": "Bearer " + ", ".join(parts), "Cache-Control": "no-store"},
+        headers={
+            "WWW-Authenticate": "Bearer " + ", ".join(parts),
+            "Cache-Control": "no-store",
+            "Vary": "Authorization",
+        },
     )
 
 

@@ -39,6 +39,25 @@ metadata_router = APIRouter(include_in_schema=False)
 
 MAX_BODY_BYTES = 1024 * 1024
 PROTOCOL_HEADER = "mcp-protocol-version"
+MAX_SHOWN_ORIGIN = 200
+# Every /mcp answer depends on who asks (claude.ai caches tool lists): never stored by a cache,
+# and varying on the credential for any cache that ignores no-store.
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "Vary": "Authorization"}
+_NO_STORE = (b"cache-control", b"no-store")
+_NO_STORE_STREAM = (b"cache-control", b"no-store, no-transform")
+_VARY = (b"vary", b"Authorization")
+
+
+def _private(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The SDK's response headers with Cache-Control: no-store and Vary: Authorization; an SSE
+    stream keeps no-transform, so no proxy buffers or compresses it."""
+    kept = [h for h in headers if h[0].lower() != b"cache-control"]
+    stream = any(
+        h[1].startswith(b"text/event-stream") for h in kept if h[0].lower() == b"content-type"
+    )
+    kept.append(_NO_STORE_STREAM if stream else _NO_STORE)
+    kept.append(_VARY)
+    return kept
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
@@ -50,25 +69,46 @@ def allowed_hosts(settings: Settings) -> frozenset[str]:
     return frozenset(hosts)
 
 
-def allowed_origins(settings: Settings) -> frozenset[str]:
+def allowed_origins(settings: Settings) -> frozenset[str] | None:
+    """The browser origins /mcp answers; None: any origin.
+
+    A deployed (https, not loopback) Gatehouse with no ALLOWED_ORIGINS takes any origin: /mcp
+    takes bearer tokens only, never cookies, so a page on another origin gains nothing without a
+    token, and the Host check below still refuses a rebound name. A loopback or plain-http server
+    keeps DNS-rebinding protection — Streamable HTTP, "Security Warning": "Servers MUST validate
+    the Origin header on all incoming connections to prevent DNS rebinding attacks. If the Origin
+    header is present and invalid, servers MUST respond with HTTP 403 Forbidden" — and accepts
+    only its own and loopback origins, plus ALLOWED_ORIGINS. Set, ALLOWED_ORIGINS narrows a
+    deployed server to those (and its own origin).
+    """
     public = urlsplit(settings.public_url)
+    loopback = is_loopback_host(public.hostname or "")
+    if public.scheme == "https" and not loopback and not settings.allowed_origins:
+        return None
     origins = {f"{public.scheme}://{public.netloc}".lower(), *settings.allowed_origins}
-    if is_loopback_host(public.hostname or ""):
+    if loopback:
         port = f":{public.port}" if public.port else ""
         origins |= {f"http://127.0.0.1{port}", f"http://localhost{port}", f"http://[::1]{port}"}
     return frozenset(o.rstrip("/").lower() for o in origins)
 
 
 def check_host_and_origin(
-    headers: Headers, *, hosts: frozenset[str], origins: frozenset[str]
+    headers: Headers, *, hosts: frozenset[str], origins: frozenset[str] | None
 ) -> None:
-    """DNS-rebinding protection (MCP "Security Warning": servers MUST validate Origin)."""
+    """DNS-rebinding protection: the Origin (when the policy names origins) and the Host."""
     origin = headers.get("origin")
-    if origin is not None and origin.rstrip("/").lower() not in origins:
-        raise McpOriginRefused(403, "this origin may not use the MCP endpoint")
+    if origins is not None and origin is not None and origin.rstrip("/").lower() not in origins:
+        shown = origin if len(origin) <= MAX_SHOWN_ORIGIN and origin.isprintable() else "(invalid)"
+        raise McpOriginRefused(
+            403,
+            f"the origin {shown} may not use this MCP endpoint; "
+            "the server's operator can add it to ALLOWED_ORIGINS",
+        )
     host = (headers.get("host") or "").lower()
     if host not in hosts:
-        raise McpOriginRefused(421, "this host name is not served here")
+        raise McpOriginRefused(
+            421, "this host name is not served here; the operator can add it to ALLOWED_HOSTS"
+        )
 
 
 class McpOriginRefused(Exception):
@@ -84,7 +124,7 @@ def jsonrpc_error(
     return JSONResponse(
         {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}},
         status_code=status_code,
-        headers=headers,
+        headers=PRIVATE_HEADERS if headers is None else PRIVATE_HEADERS | headers,
     )
 
 
@@ -128,7 +168,12 @@ class SdkResponse(Response):
                 return {"type": "http.request", "body": pending.pop(), "more_body": False}
             return await receive()
 
-        await self._handler(scope, replay_body, send)
+        async def send_private(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _private(list(message.get("headers", ())))
+            await send(message)
+
+        await self._handler(scope, replay_body, send_private)
 
 
 def session_owner(call: CallContext) -> AuthenticatedUser:
@@ -323,8 +368,9 @@ async def _read_message(request: Request) -> tuple[bytes, object] | Response | N
         return jsonrpc_error(400, -32700, "Parse error")
 
 
-# GET and DELETE are routed here (not refused by the router) so they are authenticated first.
-MCP_METHODS = ["GET", "POST", "DELETE"]
+# Every method is routed here (none refused by the router, whose 405 would carry neither the
+# challenge nor the cache headers), so each is authenticated first.
+MCP_METHODS = None
 
 
 @metadata_router.get("/.well-known/oauth-protected-resource")
@@ -368,7 +414,9 @@ def _install_handlers(app: FastAPI, settings: Settings) -> None:
     async def on_origin(_request: Request, exc: Exception) -> Response:
         if not isinstance(exc, McpOriginRefused):  # pragma: no cover
             raise exc
-        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+        # Streamable HTTP: "The HTTP response body MAY comprise a JSON-RPC error response that
+        # has no id."
+        return jsonrpc_error(exc.status_code, -32600, exc.message)
 
     async def on_revocation_unknown(_request: Request, _exc: Exception) -> Response:
         # The token may be fine; the issuer that would say so is not answering. RFC 9110
@@ -377,7 +425,7 @@ def _install_handlers(app: FastAPI, settings: Settings) -> None:
             503,
             -32603,
             "the authorization server cannot confirm this token right now; retry shortly",
-            headers={"Retry-After": "5", "Cache-Control": "no-store"},
+            headers={"Retry-After": "5"},
         )
 
     app.add_exception_handler(McpChallenge, on_challenge)

@@ -9,6 +9,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -67,6 +68,22 @@ def _answers_input_required(fn: F, *, where: str) -> F:
     return handler  # type: ignore[return-value]
 
 
+# MCP 2026-07-28 (SEP-2549) cacheScope: "private" results are reused only within the authorization
+# context that produced them. Resources are the person's own notes; the tool and prompt lists are
+# the same for everyone today, but are said private too so that a later per-user list cannot leak
+# through a shared cache. ttlMs 0: stale at once, so a revoked grant is never answered from cache.
+PRIVATE_LISTS: dict[CacheableMethod, CacheHint] = {
+    method: CacheHint(ttl_ms=0, scope="private")
+    for method in (
+        "tools/list",
+        "prompts/list",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+    )
+}
+
+
 class GatehouseMCP:
     """An MCPServer plus the scope each tool requires (checked before the SDK sees the call)."""
 
@@ -95,6 +112,7 @@ class GatehouseMCP:
                     self.tool_scopes.keys(), lambda: self.prompt_arguments, self.tool_requires
                 ),
             ],
+            cache_hints=PRIVATE_LISTS,
         )
         self.server.completion()(self.completions.complete)  # type: ignore[no-untyped-call]
         # logging/setLevel (handshake generation; 2026-07-28 sends the level per request in

@@ -52,6 +52,9 @@ class ClientMetadataDocument:
     grant_types: tuple[str, ...]
     response_types: tuple[str, ...]
     scope: str | None
+    # private_key_jwt only: where its public keys are (checked when an assertion is verified).
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
 
     @property
     def host(self) -> str:
@@ -171,11 +174,14 @@ def _auth_method(data: dict[str, Any]) -> str:
     # secret), so an absent method means a public client.
     if method in _SYMMETRIC_AUTH_METHODS:
         raise CimdError("a client metadata document cannot use a shared-secret auth method")
-    if method != "none":
-        raise CimdError("only public clients (token_endpoint_auth_method none) are supported")
+    if method not in ("none", "private_key_jwt"):
+        raise CimdError("token_endpoint_auth_method must be none or private_key_jwt")
     # Draft (-latest) §4.1: "private key material MUST NOT be included".
     if _has_private_key(data.get("jwks")):
         raise CimdError("a client metadata document must not contain private keys")
+    if method == "private_key_jwt" and (data.get("jwks") is None) == (data.get("jwks_uri") is None):
+        # RFC 7591 §2: jwks and jwks_uri "MUST NOT both be present"; one is needed to verify.
+        raise CimdError("a private_key_jwt client needs exactly one of jwks and jwks_uri")
     return method
 
 
@@ -220,7 +226,21 @@ def parse_client_metadata(body: bytes, client_id: str) -> ClientMetadataDocument
         grant_types=_string_list(data, "grant_types", _DEFAULT_GRANT_TYPES),
         response_types=_string_list(data, "response_types", _DEFAULT_RESPONSE_TYPES),
         scope=scope,
+        **_key_fields(data, method),
     )
+
+
+def _key_fields(data: dict[str, Any], method: str) -> dict[str, Any]:
+    if method != "private_key_jwt":
+        return {}
+    jwks, jwks_uri = data.get("jwks"), data.get("jwks_uri")
+    if jwks is not None and not isinstance(jwks, dict):
+        raise CimdError("jwks must be a JSON Web Key Set")
+    if jwks_uri is not None and (
+        not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme != "https"
+    ):
+        raise CimdError("jwks_uri must be an https URL")
+    return {"jwks": jwks, "jwks_uri": jwks_uri}
 
 
 def _string_list(data: dict[str, Any], name: str, default: tuple[str, ...]) -> tuple[str, ...]:

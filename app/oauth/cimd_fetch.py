@@ -318,7 +318,21 @@ class CimdFetcher:
         logger.info("client metadata fetched: %r (%d bytes, cached %ds)", client_id, len(body), ttl)
         return document
 
-    async def _download(self, client_id: str) -> tuple[bytes, str | None]:
+    async def download(self, url: str, *, max_bytes: int) -> bytes:
+        """GET an https URL other than a metadata document (a client's jwks_uri), through the same
+        fence; raises CimdError. Not cached here: the caller knows the lifetime it wants."""
+        if urlsplit(url).scheme != "https":
+            raise CimdError("only https URLs are fetched")
+        try:
+            async with asyncio.timeout(self._timeout):
+                body, _ = await self._download(url, max_bytes=max_bytes)
+        except TimeoutError:
+            raise CimdError("the fetch timed out") from None
+        return body
+
+    async def _download(
+        self, client_id: str, *, max_bytes: int | None = None
+    ) -> tuple[bytes, str | None]:
         parts = urlsplit(client_id)
         host = parts.hostname or ""
         literal = _parse_ip(host)
@@ -342,7 +356,7 @@ class CimdFetcher:
             async with self._pool.stream(
                 "GET", url, headers=headers, extensions={"timeout": timeouts}
             ) as response:
-                return await self._read(response)
+                return await self._read(response, max_bytes or self._max_bytes)
         except httpcore.TimeoutException:
             raise CimdError("fetching the client metadata document timed out") from None
         except httpcore.ConnectError as exc:
@@ -352,7 +366,7 @@ class CimdFetcher:
         except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
             raise CimdError("the client_id host sent a broken response") from exc
 
-    async def _read(self, response: httpcore.Response) -> tuple[bytes, str | None]:
+    async def _read(self, response: httpcore.Response, max_bytes: int) -> tuple[bytes, str | None]:
         # Draft §4 (-latest): "MUST NOT automatically follow HTTP redirects"; "MUST be served with
         # a 200 OK HTTP status code ... MUST treat all other HTTP status codes as an error".
         if 300 <= response.status < 400:
@@ -361,14 +375,14 @@ class CimdFetcher:
             raise CimdError(f"the client_id URL answered with HTTP status {response.status}")
         headers = _header_map(response.headers)
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self._max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
             raise CimdError("the client metadata document is too large")
         # Draft §6.6: "SHOULD limit the amount of data they read ..., for example by stopping
         # after a maximum number of bytes and treating the response as an error".
         body = bytearray()
         async for chunk in response.aiter_stream():
             body += chunk
-            if len(body) > self._max_bytes:
+            if len(body) > max_bytes:
                 raise CimdError("the client metadata document is too large")
         return bytes(body), headers.get("cache-control")
 

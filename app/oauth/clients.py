@@ -6,6 +6,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from sqlalchemy import inspect, select
@@ -16,6 +17,8 @@ from app.kit.security import constant_time_equals
 from app.kit.text import text_problem
 from app.oauth.cimd import CimdError, ClientMetadataDocument, is_cimd_client_id
 from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.client_assertions import JWT_BEARER, assertion_issuer, verify_assertion
+from app.oauth.client_keys import PRIVATE_KEY_JWT, ClientKeys
 from app.oauth.errors import InvalidClient, InvalidRequest, InvalidScope
 from app.oauth.models import OAuthClient
 from app.oauth.redirect_uris import redirect_uri_problem
@@ -59,12 +62,18 @@ async def _cimd_client(session: AsyncSession, document: ClientMetadataDocument) 
     client.grant_types = list(document.grant_types)
     client.response_types = list(document.response_types)
     client.scope = document.scope
+    # The document says how the client authenticates (none, or private_key_jwt and its keys).
+    client.token_endpoint_auth_method = document.token_endpoint_auth_method
     client.client_metadata = {
         "client_name": document.client_name,
         "redirect_uris": list(document.redirect_uris),
         "client_uri": document.client_uri,
         "logo_uri": document.logo_uri,
     }
+    if document.jwks is not None:
+        client.client_metadata["jwks"] = document.jwks
+    if document.jwks_uri is not None:
+        client.client_metadata["jwks_uri"] = document.jwks_uri
     return client
 
 
@@ -144,49 +153,87 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
-def _presented_credentials(
-    authorization: str | None, form_client_id: str | None, form_client_secret: str | None
-) -> tuple[str, str | None, str | None]:
-    """The method the client used, its client_id and its secret."""
-    basic = _basic_credentials(authorization)
-    if basic and (form_client_secret or (form_client_id and form_client_id != basic[0])):
-        # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
-        # request."
+@dataclass(frozen=True)
+class Presented:
+    """What a request to /token, /revoke or /introspect carries to authenticate its client."""
+
+    authorization: str | None
+    client_id: str | None
+    client_secret: str | None
+    assertion_type: str | None
+    assertion: str | None
+
+
+@dataclass(frozen=True)
+class ClientVerifiers:
+    """What checking a client's credentials needs: the secret key (secrets are stored as HMACs),
+    the metadata fetcher (CIMD clients), the key sets (private_key_jwt), our audiences."""
+
+    secret_key: bytes
+    fetcher: CimdFetcher
+    keys: ClientKeys
+    audiences: frozenset[str]
+
+
+def _presented_method(presented: Presented) -> tuple[str, str | None, str | None]:
+    """The method the client used, its client_id and its secret (or assertion)."""
+    basic = _basic_credentials(presented.authorization)
+    form_id, form_secret = presented.client_id, presented.client_secret
+    assertion = presented.assertion or presented.assertion_type
+    # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+    # request."
+    if sum(bool(x) for x in (basic, form_secret, assertion)) > 1 or (
+        basic and form_id and form_id != basic[0]
+    ):
         raise InvalidRequest("use exactly one client authentication method")
     if basic:
         return "client_secret_basic", basic[0], basic[1]
-    if form_client_secret:
-        return "client_secret_post", form_client_id, form_client_secret
-    return "none", form_client_id, None
+    if form_secret:
+        return "client_secret_post", form_id, form_secret
+    if assertion:
+        return PRIVATE_KEY_JWT, _assertion_client_id(presented), presented.assertion
+    return "none", form_id, None
+
+
+def _assertion_client_id(presented: Presented) -> str | None:
+    # RFC 7523 §2.2: the value of client_assertion_type "MUST be
+    # urn:ietf:params:oauth:client-assertion-type:jwt-bearer", and client_assertion carries it.
+    if presented.assertion_type != JWT_BEARER or not presented.assertion:
+        raise InvalidClient(f"client_assertion_type must be {JWT_BEARER}, with client_assertion")
+    issuer = assertion_issuer(presented.assertion)
+    # RFC 7521 §4.2: client_id is OPTIONAL; if present it MUST identify the same client.
+    if presented.client_id and presented.client_id != issuer:
+        raise InvalidClient("client_id does not match the client assertion's iss")
+    return issuer
 
 
 async def authenticate_client(
-    *,
-    session: AsyncSession,
-    secret_key: bytes,
-    fetcher: CimdFetcher,
-    authorization: str | None,
-    form_client_id: str | None,
-    form_client_secret: str | None,
+    *, session: AsyncSession, verifiers: ClientVerifiers, presented: Presented
 ) -> OAuthClient:
     """RFC 6749 §2.3: authenticate the client by the method it registered."""
-    method, client_id, secret = _presented_credentials(
-        authorization, form_client_id, form_client_secret
-    )
+    method, client_id, secret = _presented_method(presented)
     if not client_id:
         raise InvalidClient("client authentication is required (send client_id)")
     try:
-        client = await resolve_client(session, fetcher, client_id)
+        client = await resolve_client(session, verifiers.fetcher, client_id)
     except ClientProblem as exc:
         raise InvalidClient(str(exc)) from exc
     if client.token_endpoint_auth_method != method:
         raise InvalidClient(
             f"this client must authenticate with {client.token_endpoint_auth_method}"
         )
-    if method != "none":
+    if method == PRIVATE_KEY_JWT:
+        await verify_assertion(
+            session=session,
+            keys=verifiers.keys,
+            client=client,
+            assertion=secret or "",
+            audiences=verifiers.audiences,
+        )
+    elif method != "none":
         expected = client.client_secret_hash or ""
         if secret is None or not constant_time_equals(
-            hash_client_secret(secret_key, secret), expected
+            hash_client_secret(verifiers.secret_key, secret), expected
         ):
             raise InvalidClient("client authentication failed")
     return client

@@ -10,6 +10,7 @@ from fastapi import Depends
 from app.kit.envelope import Envelope
 from app.kit.ratelimit import RateLimits
 from app.oauth.cimd_fetch import CimdFetcher
+from app.oauth.clients import ClientVerifiers
 from app.oauth.consent import ApprovalGate, ConsentExtension
 from app.oauth.logos import ClientLogos
 from app.oauth.signing_keys import SigningKeys
@@ -18,6 +19,18 @@ from app.state import ServicesDep
 
 def get_fetcher(services: ServicesDep) -> CimdFetcher:
     return services.authorization().cimd_fetcher
+
+
+def get_client_verifiers(services: ServicesDep) -> ClientVerifiers:
+    issuer = services.settings.issuer
+    return ClientVerifiers(
+        secret_key=services.settings.secret_key_bytes,
+        fetcher=services.authorization().cimd_fetcher,
+        keys=services.authorization().client_keys,
+        # RFC 7523 §3: aud identifies us — the issuer, or the token endpoint URL (OIDC Core §9:
+        # "SHOULD be the URL of the Authorization Server's Token Endpoint").
+        audiences=frozenset({issuer, f"{issuer}/token"}),
+    )
 
 
 def get_signing_keys(services: ServicesDep) -> SigningKeys:
@@ -46,6 +59,7 @@ def get_client_logos(services: ServicesDep) -> ClientLogos | None:
 
 FetcherDep = Annotated[CimdFetcher, Depends(get_fetcher)]
 ClientLogosDep = Annotated[ClientLogos | None, Depends(get_client_logos)]
+ClientVerifiersDep = Annotated[ClientVerifiers, Depends(get_client_verifiers)]
 SigningKeysDep = Annotated[SigningKeys, Depends(get_signing_keys)]
 EnvelopeDep = Annotated[Envelope, Depends(get_envelope)]
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]

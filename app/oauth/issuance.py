@@ -25,18 +25,20 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 class TokenResponse:
     access_token: str
     expires_in: int
-    refresh_token: str
+    refresh_token: str | None
     scope: str
 
     def as_json(self) -> dict[str, Any]:
-        # RFC 6749 §5.1
-        return {
+        # RFC 6749 §5.1; refresh_token is OPTIONAL, sent to clients registered for that grant.
+        body: dict[str, Any] = {
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
-            "refresh_token": self.refresh_token,
             "scope": self.scope,
         }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
 
 
 def refresh_token_hash(secret_key: bytes, token: str) -> str:
@@ -78,7 +80,7 @@ async def issue_access(
     grant: OAuthGrant,
     client: OAuthClient,
     scopes: list[str],
-    refresh_token: str,
+    refresh_token: str | None,
 ) -> TokenResponse:
     """Sign an access token for the grant and pair it with `refresh_token`."""
     access_token, ttl = await keys.issue(

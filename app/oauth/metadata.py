@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings
-from app.oauth.scopes import SUPPORTED_SCOPES
+from app.oauth.client_assertions import ALGORITHMS as ASSERTION_ALGORITHMS
+from app.oauth.scopes import AUTHORIZATION_SERVER_SCOPES, SUPPORTED_SCOPES
 
 
 def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "jwks_uri": f"{issuer}/jwks.json",
-        "scopes_supported": list(SUPPORTED_SCOPES),
+        "scopes_supported": list(AUTHORIZATION_SERVER_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -27,16 +28,23 @@ def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
             "none",
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         ],
+        # RFC 8414 §2; RFC 7523 §2.2 / OIDC Core §9: asymmetric algorithms only, never HMAC.
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "revocation_endpoint_auth_methods_supported": [
             "none",
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         ],
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "introspection_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         ],
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": True,

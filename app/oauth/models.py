@@ -139,3 +139,14 @@ class SigningKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(default=None)
     # Unused, but the column is in migration 0002: dropping it takes a migration of its own.
     note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ClientAssertion(Base):
+    """A spent `private_key_jwt` assertion (RFC 7523 §3 `jti`), kept until it expires so that no
+    replica accepts it twice."""
+
+    __tablename__ = "oauth_client_assertions"
+
+    # sha256 of client_id and jti: the pair is what must be unique.
+    jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import rows_affected, utcnow
-from app.oauth.models import AuthorizationCode, OAuthClient, OAuthGrant, RefreshToken, SigningKey
+from app.oauth.models import (
+    AuthorizationCode,
+    ClientAssertion,
+    OAuthClient,
+    OAuthGrant,
+    RefreshToken,
+    SigningKey,
+)
 from app.oauth.registration import RESOURCE_SERVER_KIND
 
 DAY = timedelta(days=1)
@@ -48,6 +55,8 @@ def _statements(settings: Settings, key_window: timedelta) -> list[tuple[str, De
             )
             .values(successor_sealed=None),
         ),
+        # A spent jti only matters while its assertion could still be presented.
+        ("client_assertions", delete(ClientAssertion).where(ClientAssertion.expires_at < now)),
         ("signing_keys", delete(SigningKey).where(SigningKey.retired_at < now - key_window - DAY)),
     ]
 

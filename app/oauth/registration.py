@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.config_checks import RESOURCE_SERVER_ID_PREFIX
 from app.kit.security import hash_token, new_token
-from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri, InvalidScope
-from app.oauth.models import OAuthClient
+from app.oauth.client_keys import PRIVATE_KEY_JWT, KeySetProblem, check_jwks_uri, check_key_set
+from app.oauth.errors import InvalidClientMetadata, InvalidRedirectUri
+from app.oauth.models import OAuthClient, OAuthGrant
 from app.oauth.redirect_uris import redirect_uri_problem
-from app.oauth.scopes import parse_scope
+from app.oauth.scopes import names_known_scope, parse_scope
 
 CLIENT_ID_PREFIX = "gh_c_"
 CLIENT_SECRET_PREFIX = "gh_cs_"  # noqa: S105 - a prefix, not a secret
 RESOURCE_SERVER_KIND = "resource"
-AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 MAX_REDIRECT_URIS = 10
 MAX_STRING = 200
@@ -97,10 +100,12 @@ def _scope(metadata: dict[str, Any]) -> str | None:
         return None
     if not isinstance(scope, str):
         raise InvalidClientMetadata("scope must be a space-separated string")
-    try:
-        return " ".join(parse_scope(scope))
-    except InvalidScope as exc:
-        raise InvalidClientMetadata(exc.description) from exc
+    # RFC 7591 §2: "the authorization server MAY replace the requested set of metadata values
+    # with suitable default values": unknown scopes are dropped (RFC 6749 §3.3), and a scope
+    # naming none of ours (`openid profile`) limits nothing.
+    if not names_known_scope(scope):
+        return None
+    return " ".join(parse_scope(scope))
 
 
 def _client_name(metadata: dict[str, Any]) -> str:
@@ -150,7 +155,25 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     }
     if scope:
         clean["scope"] = scope
+    if grants["token_endpoint_auth_method"] == PRIVATE_KEY_JWT:
+        clean |= client_key_fields(metadata, InvalidClientMetadata)
     return clean | _optional_fields(metadata)
+
+
+def client_key_fields(
+    metadata: dict[str, Any], problem: Callable[[str], Exception]
+) -> dict[str, Any]:
+    """RFC 7591 §2: a private_key_jwt client's `jwks` or `jwks_uri` — "These two metadata
+    fields MUST NOT both be present in the same request or response"."""
+    jwks, jwks_uri = metadata.get("jwks"), metadata.get("jwks_uri")
+    if (jwks is None) == (jwks_uri is None):
+        raise problem("a private_key_jwt client needs exactly one of jwks and jwks_uri")
+    try:
+        if jwks is not None:
+            return {"jwks": check_key_set(jwks)}
+        return {"jwks_uri": check_jwks_uri(jwks_uri)}
+    except KeySetProblem as exc:
+        raise problem(str(exc)) from exc
 
 
 def hash_client_secret(secret_key: bytes, secret: str) -> str:
@@ -164,13 +187,39 @@ def new_client_secret(secret_key: bytes) -> tuple[str, str]:
     return secret, hash_client_secret(secret_key, secret)
 
 
+async def make_room(session: AsyncSession, *, max_unused: int) -> int:
+    """Evict the oldest never-used registrations so that one more fits under `max_unused`.
+
+    Never used: registered through /register, no grant, never sent to /token. Counted first, then
+    at most the excess is deleted, so a flood of registrations costs a bounded amount of storage
+    and each registration a bounded amount of work. Returns how many were evicted.
+    """
+    has_grant = select(OAuthGrant.id).where(OAuthGrant.client_pk == OAuthClient.id).exists()
+    unused = (OAuthClient.kind == "registered") & OAuthClient.last_used_at.is_(None) & ~has_grant
+    count = await session.scalar(select(func.count()).select_from(OAuthClient).where(unused))
+    excess = (count or 0) - max_unused + 1
+    if excess <= 0:
+        return 0
+    oldest = select(OAuthClient.id).where(unused).order_by(OAuthClient.created_at).limit(excess)
+    ids = list((await session.execute(oldest)).scalars())
+    await session.execute(delete(OAuthClient).where(OAuthClient.id.in_(ids)))
+    audit.record(session, "client.evicted_unused", count=len(ids))
+    return len(ids)
+
+
 async def register_client(
-    session: AsyncSession, *, secret_key: bytes, metadata: object, ip: str | None
+    session: AsyncSession,
+    *,
+    secret_key: bytes,
+    metadata: object,
+    ip: str | None,
+    max_unused: int,
 ) -> Registered:
     clean = validate_metadata(metadata)
+    await make_room(session, max_unused=max_unused)
     secret = None
     secret_hash = None
-    if clean["token_endpoint_auth_method"] != "none":  # noqa: S105
+    if clean["token_endpoint_auth_method"] not in ("none", PRIVATE_KEY_JWT):
         secret, secret_hash = new_client_secret(secret_key)
     client = OAuthClient(
         client_id=new_token(CLIENT_ID_PREFIX)[:40],

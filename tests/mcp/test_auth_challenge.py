@@ -266,7 +266,11 @@ async def test_foreign_origin_gets_403(client: httpx.AsyncClient, grant: Grant) 
         },
     )
     assert response.status_code == 403
-    assert response.json() == {"error": "this origin may not use the MCP endpoint"}
+    error = response.json()
+    assert error["jsonrpc"] == "2.0"
+    assert error["id"] is None
+    assert "https://evil.example" in error["error"]["message"]
+    assert "ALLOWED_ORIGINS" in error["error"]["message"]
     assert "access-control-allow-origin" not in response.headers
 
 
@@ -372,7 +376,7 @@ async def test_wrong_host_gets_421_before_authentication(
             headers["Authorization"] = f"Bearer {token}"
         response = await client.post("/mcp", json=body, headers=headers)
         assert response.status_code == 421
-        assert response.json() == {"error": "this host name is not served here"}
+        assert "this host name is not served here" in response.json()["error"]["message"]
         assert "www-authenticate" not in response.headers
 
 

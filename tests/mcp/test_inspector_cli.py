@@ -3,7 +3,7 @@ server, with a bearer token obtained in the test: list tools and call them on bo
 generations, and get `auth_required` for a refused token.
 
 Node 22 and the Inspector are installed once, by npm, into a cache folder outside the repository
-(GATEHOUSE_NODE_CACHE, default ~/.cache/gatehouse-node); later runs reuse it.
+(tests/node.py); later runs reuse it.
 """
 
 from __future__ import annotations

@@ -130,13 +130,6 @@ async def test_our_resource_is_accepted(
     assert (await verify_jwt(client, token["access_token"])).claims["aud"] == RESOURCE
 
 
-async def test_scope_outside_supported_redirects_invalid_scope(
-    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
-) -> None:
-    auth = Authorization(public_client["client_id"], scope="mcp admin")
-    assert_redirected_error(await client.get(auth.url()), auth, "invalid_scope")
-
-
 async def test_response_type_token_redirects_unsupported_response_type(
     client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
 ) -> None:

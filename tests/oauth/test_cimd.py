@@ -212,13 +212,22 @@ async def test_shared_secret_auth_method_is_refused(
     assert "shared-secret" in await refused(fetcher, url)
 
 
-async def test_confidential_asymmetric_auth_method_is_refused(
+async def test_private_key_jwt_without_keys_is_refused(
     fetcher: CimdFetcher, server: TlsServer, path: str
 ) -> None:
     url = server.url(path)
     serve(server, path, document(url, token_endpoint_auth_method="private_key_jwt"))
 
-    assert "only public clients" in await refused(fetcher, url)
+    assert "exactly one of jwks and jwks_uri" in await refused(fetcher, url)
+
+
+async def test_other_asymmetric_auth_methods_are_refused(
+    fetcher: CimdFetcher, server: TlsServer, path: str
+) -> None:
+    url = server.url(path)
+    serve(server, path, document(url, token_endpoint_auth_method="tls_client_auth"))
+
+    assert "must be none or private_key_jwt" in await refused(fetcher, url)
 
 
 @pytest.mark.parametrize("field", ["client_secret", "client_secret_expires_at"])

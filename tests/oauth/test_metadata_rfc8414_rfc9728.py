@@ -47,14 +47,16 @@ async def test_advertises_exactly_what_the_issue_requires(client: httpx.AsyncCli
     assert meta["revocation_endpoint"] == f"{ISSUER}/revoke"
     assert meta["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert meta["jwks_uri"] == f"{ISSUER}/jwks.json"
-    assert meta["scopes_supported"] == ["mcp", "mcp:write"]
+    assert meta["scopes_supported"] == ["mcp", "mcp:write", "offline_access"]
     assert meta["response_types_supported"] == ["code"]
     assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert meta["token_endpoint_auth_methods_supported"] == [
         "none",
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     ]
+    assert meta["token_endpoint_auth_signing_alg_values_supported"] == ["RS256", "ES256", "PS256"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["client_id_metadata_document_supported"] is True

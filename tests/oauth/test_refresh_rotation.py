@@ -183,3 +183,70 @@ async def test_refresh_stores_one_successor_row(
     )
     rows = await db_rows(app, select(RefreshToken.id).where(RefreshToken.grant_id == grant_id))
     assert len(rows) == 2
+
+
+async def test_default_grace_window_outlasts_refresh_storms(app: FastAPI) -> None:
+    # Parallel refreshes 33-76 s apart are reported from production; the default covers them.
+    assert app.state.settings.refresh_reuse_grace >= 120
+
+
+async def test_a_retry_late_in_the_grace_window_gets_the_same_pair(
+    app: FastAPI, client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    first = (await refresh(client, public_client["client_id"], tokens["refresh_token"])).json()
+    # 110 s later (inside the 120 s default): every retry gets exactly what the first got.
+    await db_execute(
+        app,
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"]))
+        .values(rotated_at=utcnow() - timedelta(seconds=110)),
+    )
+    for _ in range(3):
+        retry = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+        assert retry.status_code == 200, retry.text
+        body = retry.json()
+        assert body["refresh_token"] == first["refresh_token"]
+        assert body["access_token"] == first["access_token"]
+        assert body["scope"] == first["scope"]
+        assert 0 < body["expires_in"] <= first["expires_in"]
+    assert (await refresh(client, public_client["client_id"], first["refresh_token"])).is_success
+
+
+async def test_a_retry_follows_the_chain_to_its_live_head(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    first = (await refresh(client, public_client["client_id"], tokens["refresh_token"])).json()
+    second = (await refresh(client, public_client["client_id"], first["refresh_token"])).json()
+    late = (await refresh(client, public_client["client_id"], tokens["refresh_token"])).json()
+    assert late["refresh_token"] == second["refresh_token"]
+    assert late["access_token"] == second["access_token"]
+
+
+async def test_a_retry_with_a_narrower_scope_gets_its_own_access_token(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    first = (await refresh(client, public_client["client_id"], tokens["refresh_token"])).json()
+    narrow = await refresh(client, public_client["client_id"], tokens["refresh_token"], scope="mcp")
+    assert narrow.json()["refresh_token"] == first["refresh_token"]
+    assert narrow.json()["access_token"] != first["access_token"]
+    assert narrow.json()["scope"] == "mcp"
+
+
+async def test_the_successor_pair_is_stored_sealed_never_in_the_clear(
+    app: FastAPI, client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    _, tokens = await full_flow(client, public_client["client_id"])
+    first = (await refresh(client, public_client["client_id"], tokens["refresh_token"])).json()
+    sealed = await db_rows(
+        app,
+        select(RefreshToken.successor_sealed).where(
+            RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"])
+        ),
+    )
+    blob = sealed[0][0]
+    assert blob
+    assert first["refresh_token"].encode() not in blob
+    assert first["access_token"].encode()[:40] not in blob

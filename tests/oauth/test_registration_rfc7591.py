@@ -129,7 +129,6 @@ async def test_three_megabyte_body_refused(app: FastAPI, client: httpx.AsyncClie
         ("grant_types", ["implicit"]),
         ("grant_types", ["client_credentials"]),
         ("response_types", ["token"]),
-        ("scope", "mcp admin"),
         ("client_name", "n" * 201),
         ("logo_uri", "javascript:alert(1)"),
     ],

@@ -8,8 +8,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.text import BadText, check_text
-from app.oauth.cimd_fetch import CimdFetcher
-from app.oauth.clients import authenticate_client
+from app.oauth.clients import ClientVerifiers, Presented, authenticate_client
 from app.oauth.errors import InvalidRequest
 from app.oauth.models import OAuthClient
 
@@ -54,20 +53,18 @@ async def read_form(request: Request) -> ClientForm:
 
 
 async def sending_client(
-    request: Request,
-    form: ClientForm,
-    *,
-    session: AsyncSession,
-    secret_key: bytes,
-    fetcher: CimdFetcher,
+    request: Request, form: ClientForm, *, session: AsyncSession, verifiers: ClientVerifiers
 ) -> OAuthClient:
     return await authenticate_client(
         session=session,
-        secret_key=secret_key,
-        fetcher=fetcher,
-        authorization=request.headers.get("authorization"),
-        form_client_id=form.one("client_id"),
-        form_client_secret=form.one("client_secret"),
+        verifiers=verifiers,
+        presented=Presented(
+            authorization=request.headers.get("authorization"),
+            client_id=form.one("client_id"),
+            client_secret=form.one("client_secret"),
+            assertion_type=form.one("client_assertion_type"),
+            assertion=form.one("client_assertion"),
+        ),
     )
 
 
@@ -81,12 +78,10 @@ class TokenRequest:
 
 
 async def read_token_request(
-    request: Request, *, session: AsyncSession, secret_key: bytes, fetcher: CimdFetcher
+    request: Request, *, session: AsyncSession, verifiers: ClientVerifiers
 ) -> TokenRequest:
     form = await read_form(request)
-    client = await sending_client(
-        request, form, session=session, secret_key=secret_key, fetcher=fetcher
-    )
+    client = await sending_client(request, form, session=session, verifiers=verifiers)
     token = form.one("token")
     if not token:
         raise InvalidRequest("token is required")

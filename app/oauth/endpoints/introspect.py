@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.db import SessionDep
 from app.kit.web import SettingsDep
-from app.oauth.deps import FetcherDep, SigningKeysDep
+from app.oauth.deps import ClientVerifiersDep, SigningKeysDep
 from app.oauth.endpoints.forms import read_token_request
 from app.oauth.errors import NO_STORE, InvalidClient
 from app.oauth.introspection import introspect as introspect_token
@@ -23,12 +23,10 @@ async def introspect(
     *,
     session: SessionDep,
     settings: SettingsDep,
-    fetcher: FetcherDep,
+    verifiers: ClientVerifiersDep,
     keys: SigningKeysDep,
 ) -> Response:
-    asked = await read_token_request(
-        request, session=session, secret_key=settings.secret_key_bytes, fetcher=fetcher
-    )
+    asked = await read_token_request(request, session=session, verifiers=verifiers)
     if asked.client.is_public:
         # RFC 7662 §2.1: "the endpoint MUST also require some form of authorization".
         raise InvalidClient("introspection needs a confidential client")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.db import SessionDep
+from app.kit.body_limit import BodyTooLarge, read_body
 from app.kit.text import BadText, check_json_strings
 from app.kit.web import SettingsDep, client_ip
 from app.oauth.deps import RateLimitsDep
@@ -32,9 +33,12 @@ async def register(
             "too many registrations from this address; retry later",
             retry_after=verdict.retry_after,
         )
-    body = await request.body()
-    if len(body) > MAX_REGISTRATION_BYTES:
-        raise InvalidRequest("the registration request is too large")
+    try:
+        body = await read_body(request, max_bytes=MAX_REGISTRATION_BYTES)
+    except BodyTooLarge as exc:
+        raise InvalidRequest(
+            f"the registration request is too large (at most {MAX_REGISTRATION_BYTES} bytes)"
+        ) from exc
     try:
         metadata = json.loads(body or b"null")
     except ValueError as exc:
@@ -44,7 +48,11 @@ async def register(
     except BadText as exc:
         raise InvalidClientMetadata(f"{exc.field} {exc.reason}") from exc
     registered = await register_client(
-        session, secret_key=settings.secret_key_bytes, metadata=metadata, ip=ip
+        session,
+        secret_key=settings.secret_key_bytes,
+        metadata=metadata,
+        ip=ip,
+        max_unused=settings.registration_max_unused,
     )
     note(
         gatehouse__outcome="registered",

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from app.db import SessionDep
 from app.kit.web import SettingsDep, client_ip
-from app.oauth.deps import FetcherDep, SigningKeysDep
+from app.oauth.deps import ClientVerifiersDep, SigningKeysDep
 from app.oauth.endpoints.forms import read_token_request
 from app.oauth.errors import NO_STORE
 from app.oauth.revocation import grant_for_token, revoke_grant
@@ -23,12 +23,10 @@ async def revoke(
     *,
     session: SessionDep,
     settings: SettingsDep,
-    fetcher: FetcherDep,
+    verifiers: ClientVerifiersDep,
     keys: SigningKeysDep,
 ) -> Response:
-    asked = await read_token_request(
-        request, session=session, secret_key=settings.secret_key_bytes, fetcher=fetcher
-    )
+    asked = await read_token_request(request, session=session, verifiers=verifiers)
     grant = await grant_for_token(
         session=session, settings=settings, keys=keys, token=asked.token, hint=asked.hint
     )

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.db import SessionDep
 from app.kit.web import SettingsDep, client_ip
-from app.oauth.deps import EnvelopeDep, FetcherDep, SigningKeysDep
+from app.oauth.deps import ClientVerifiersDep, EnvelopeDep, SigningKeysDep
 from app.oauth.endpoints.forms import read_form, sending_client
 from app.oauth.errors import NO_STORE, InvalidRequest, UnsupportedGrantType
 from app.oauth.grants.authorization_code import exchange_code
@@ -24,7 +24,7 @@ async def token(
     *,
     session: SessionDep,
     settings: SettingsDep,
-    fetcher: FetcherDep,
+    verifiers: ClientVerifiersDep,
     keys: SigningKeysDep,
     envelope: EnvelopeDep,
 ) -> Response:
@@ -32,9 +32,7 @@ async def token(
     form = await read_form(request)
     grant_type = form.one("grant_type")
     note(oauth__grant_type=grant_type)
-    client = await sending_client(
-        request, form, session=session, secret_key=settings.secret_key_bytes, fetcher=fetcher
-    )
+    client = await sending_client(request, form, session=session, verifiers=verifiers)
     if grant_type == "authorization_code":
         result = await exchange_code(
             session=session,

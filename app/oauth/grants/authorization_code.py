@@ -182,9 +182,13 @@ async def exchange_code(
     )
     if not rows_affected(claimed):
         await _code_reused(session, row, ip)
-    refresh_token = new_token(REFRESH_PREFIX)
-    scopes = format_scopes(grant.scope_list)
-    session.add(new_refresh_row(settings, grant, client, scopes, refresh_token))
+    # Refresh tokens go to every client registered for the refresh_token grant, whether or not
+    # it asked for offline_access (SEP-2207: the AS decides from the client's grant_types).
+    refresh_token = None
+    if "refresh_token" in client.grant_types:
+        refresh_token = new_token(REFRESH_PREFIX)
+        scopes = format_scopes(grant.scope_list)
+        session.add(new_refresh_row(settings, grant, client, scopes, refresh_token))
     touch(grant, now)
     touch(client, now)
     response = await issue_access(

@@ -3,9 +3,10 @@ revoke the grant on reuse after it (OAuth 2.1 §4.3.1)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,7 @@ from app.oauth.issuance import (
 from app.oauth.models import OAuthClient, OAuthGrant, RefreshToken
 from app.oauth.resource_indicators import check_resource
 from app.oauth.revocation import revoke_grant
-from app.oauth.scopes import parse_scope
+from app.oauth.scopes import format_scopes, parse_scope
 from app.oauth.signing_keys import SigningKeys
 from app.telemetry import note, refreshes, reuse_detections
 
@@ -43,6 +44,39 @@ class RefreshRequest:
     scope: str | None
     resources: Sequence[str]
     ip: str | None
+
+
+@dataclass(frozen=True)
+class _SealedPair:
+    """What a rotation handed out, sealed on the rotated row for the grace window."""
+
+    refresh_token: str
+    access_token: str
+    access_expires_at: datetime
+    scope: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "refresh_token": self.refresh_token,
+                "access_token": self.access_token,
+                "access_expires_at": int(self.access_expires_at.timestamp()),
+                "scope": self.scope,
+            }
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, plain: bytes) -> _SealedPair:
+        if not plain.startswith(b"{"):
+            # Sealed before pairs were: the refresh token alone; a fresh access token goes with it.
+            return cls(plain.decode(), "", datetime.fromtimestamp(0, UTC), "")
+        data = json.loads(plain)
+        return cls(
+            refresh_token=data["refresh_token"],
+            access_token=data["access_token"],
+            access_expires_at=datetime.fromtimestamp(data["access_expires_at"], UTC),
+            scope=data["scope"],
+        )
 
 
 def _successor_context(row: RefreshToken) -> dict[str, str]:
@@ -96,36 +130,35 @@ async def refresh(
     # RFC 6749 §6: a narrower scope applies to the new access token; the refresh token keeps
     # the grant's scope ("MUST be identical to that of the refresh token included by the client").
     access_scopes = _narrowed(row.scopes.split(), request.scope)
-    successor = await _rotate(session, settings, envelope, row, client, now=now)
-    if successor is not None:
-        response = await issue_access(
-            settings=settings,
-            keys=keys,
-            grant=grant,
-            client=client,
-            scopes=access_scopes,
-            refresh_token=successor,
-        )
+    response = await issue_access(
+        settings=settings,
+        keys=keys,
+        grant=grant,
+        client=client,
+        scopes=access_scopes,
+        refresh_token=new_token(REFRESH_PREFIX),
+    )
+    if await _rotate(session, settings, envelope, row, client=client, response=response, now=now):
         touch(grant, now)
         touch(client, now)
         _refresh_outcome(session, "rotated", "token.refreshed", grant, request)
         return response
 
-    # Another request rotated it first. A retry inside the grace window gets the live head of
-    # the chain, so concurrent refreshers converge on one valid chain; anything else is reuse.
-    head = await _live_head(session, envelope, settings, row, now)
-    if head is not None:
-        head_row, head_token = head
-        response = await issue_access(
-            settings=settings,
-            keys=keys,
+    # Another request rotated it first. A retry inside the grace window gets the pair the first
+    # request got (the live head of the chain), so concurrent refreshers converge on one chain;
+    # anything else is reuse.
+    replay = await _live_head(session, envelope, settings, row, now)
+    if replay is not None:
+        _refresh_outcome(session, "grace_replay", "token.refresh_replayed", grant, request)
+        return await _replayed(
+            settings,
+            keys,
             grant=grant,
             client=client,
-            scopes=_narrowed(head_row.scopes.split(), request.scope),
-            refresh_token=head_token,
+            pair=replay,
+            access_scopes=access_scopes,
+            now=now,
         )
-        _refresh_outcome(session, "grace_replay", "token.refresh_replayed", grant, request)
-        return response
     reuse_detections.add(1, {"gatehouse.token.kind": "refresh_token"})
     await revoke_grant(
         session, grant.id, reason="refresh_reuse", ip=request.ip, user_id=grant.user_id
@@ -135,23 +168,57 @@ async def refresh(
     raise InvalidGrant("the refresh token was already used; its grant is revoked")
 
 
+async def _replayed(
+    settings: Settings,
+    keys: SigningKeys,
+    *,
+    grant: OAuthGrant,
+    client: OAuthClient,
+    pair: _SealedPair,
+    access_scopes: list[str],
+    now: datetime,
+) -> TokenResponse:
+    """The same pair again; a fresh access token only when the first is (nearly) expired or the
+    retry narrowed the scope differently."""
+    remaining = int((pair.access_expires_at - now).total_seconds())
+    if pair.access_token and pair.scope == format_scopes(access_scopes) and remaining > 10:
+        return TokenResponse(pair.access_token, remaining, pair.refresh_token, pair.scope)
+    return await issue_access(
+        settings=settings,
+        keys=keys,
+        grant=grant,
+        client=client,
+        scopes=access_scopes,
+        refresh_token=pair.refresh_token,
+    )
+
+
 async def _rotate(
     session: AsyncSession,
     settings: Settings,
     envelope: Envelope,
     row: RefreshToken,
-    client: OAuthClient,
     *,
+    client: OAuthClient,
+    response: TokenResponse,
     now: datetime,
-) -> str | None:
-    """Replace `row` by a successor, atomically; None if another request rotated it first.
+) -> bool:
+    """Replace `row` by the response's refresh token, atomically; False if another request
+    rotated it first.
 
-    The successor's plaintext is kept sealed on the old row for the grace window, so a retry can
-    be given the same new token.
+    The successor pair is kept sealed (AES-GCM envelope, bound to this row and grant) on the old
+    row for the grace window only — the purge wipes it after — so a retry can be given the same
+    pair; only the successor's hash is stored in the clear.
     """
-    successor = new_token(REFRESH_PREFIX)
-    sealed = await envelope.seal(successor.encode(), context=_successor_context(row))
-    successor_row = new_refresh_row(settings, row.grant, client, row.scopes, successor)
+    assert response.refresh_token is not None  # noqa: S101 - refresh always issues one
+    pair = _SealedPair(
+        refresh_token=response.refresh_token,
+        access_token=response.access_token,
+        access_expires_at=now + timedelta(seconds=response.expires_in),
+        scope=response.scope,
+    )
+    sealed = await envelope.seal(pair.to_bytes(), context=_successor_context(row))
+    successor_row = new_refresh_row(settings, row.grant, client, row.scopes, pair.refresh_token)
     session.add(successor_row)
     await session.flush()
     rotated = await session.execute(
@@ -160,9 +227,9 @@ async def _rotate(
         .values(rotated_at=now, successor_id=successor_row.id, successor_sealed=sealed.to_bytes())
     )
     if rows_affected(rotated):
-        return successor
+        return True
     await session.delete(successor_row)
-    return None
+    return False
 
 
 def _refresh_outcome(
@@ -187,7 +254,7 @@ def _refresh_outcome(
 
 async def _live_head(
     session: AsyncSession, envelope: Envelope, settings: Settings, row: RefreshToken, now: datetime
-) -> tuple[RefreshToken, str] | None:
+) -> _SealedPair | None:
     """Follow the chain from `row` while every rotation is inside the grace window."""
     grace = timedelta(seconds=settings.refresh_reuse_grace)
     current = row
@@ -206,9 +273,9 @@ async def _live_head(
         if successor.rotated_at is None:
             try:
                 sealed = Sealed.from_bytes(current.successor_sealed)
-                token = await envelope.open(sealed, context=_successor_context(current))
+                plain = await envelope.open(sealed, context=_successor_context(current))
             except DecryptionError:
                 return None
-            return successor, token.decode()
+            return _SealedPair.from_bytes(plain)
         current = successor
     return None
