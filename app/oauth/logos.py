@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from app.oauth.cimd_fetch import PinnedBackend
+from app.kit.safe_fetch import PinnedBackend
 
 logger = logging.getLogger("gatehouse.oauth")
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from app.kit.safe_fetch import is_public_address
 from app.oauth.cimd import CimdError, cache_lifetime, is_cimd_client_id, parse_client_metadata
-from app.oauth.cimd_fetch import CimdFetcher, is_public_address
+from app.oauth.cimd_fetch import CimdFetcher
 from tests.oauth.tls_server import Certificates, Route, TlsServer, make_certificates
 
 # RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
