@@ -164,6 +164,15 @@ class McpEndpointLike(Protocol):
     def running(self) -> AbstractAsyncContextManager[None]: ...
 
 
+def _password_gate(settings: Settings) -> WorkGate:
+    """Password hashes in flight in this process (PASSWORD_HASH_CONCURRENCY)."""
+    return WorkGate(
+        "password hash",
+        concurrency=settings.password_hash_concurrency or default_concurrency(),
+        wait=settings.password_hash_wait,
+    )
+
+
 async def _start_services(
     settings: Settings,
     telemetry: Telemetry,
@@ -178,11 +187,6 @@ async def _start_services(
     sessionmaker = create_sessionmaker(engine)
     rate_limits = RateLimits(settings.redis_url)
     stack.push_async_callback(rate_limits.aclose)
-    password_gate = WorkGate(
-        "password hash",
-        concurrency=settings.password_hash_concurrency or default_concurrency(),
-        wait=settings.password_hash_wait,
-    )
     cache = make_cache(
         redis_url=settings.redis_url,
         zone=settings.connector_cache_tz,
@@ -221,7 +225,7 @@ async def _start_services(
         connector_cache=cache,
         outbox=outbox,
         signin_limits=SignInLimits(rate_limits, settings),
-        password_gate=password_gate,
+        password_gate=_password_gate(settings),
         authorization_services=authorization,
         resource_services=resource,
     )
