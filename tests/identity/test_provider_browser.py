@@ -114,7 +114,7 @@ async def test_a_new_person_gets_an_account_then_signs_in_again_from_the_sign_in
     assert await page.text_content("#account-email") == "alice@corp.example"
     assert "Corp SSO · alice@corp.example" in (await page.text_content(".identity-row") or "")
 
-    await page.click("text=Sign out of Gatehouse")
+    await page.get_by_role("button", name="Sign out of Gatehouse", exact=True).click()
     await page.wait_for_url(f"{deployment.server.url}/sign-in")
     await page.click(f"text=Continue with {LABEL}")
     # Still signed in at the provider: it sends the person straight back.

@@ -65,12 +65,12 @@ async def _sign_up(page: Any, url: str) -> str:
     await page.fill("#email", email)
     await page.fill("#password", PASSWORD)
     await page.click("button.primary")
-    await page.wait_for_url("**/account")
+    await page.wait_for_url("**/connect")  # a new account lands on "Connect a client"
     return email
 
 
 async def _sign_out(page: Any) -> None:
-    await page.click("text=Sign out of Gatehouse")
+    await page.get_by_role("button", name="Sign out of Gatehouse", exact=True).click()
     await page.wait_for_url("**/sign-in")
 
 
