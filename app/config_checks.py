@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -349,6 +350,20 @@ def production_deployment_problems(settings: Settings) -> list[str]:
 def mail_problems(settings: Settings) -> list[str]:
     # Checked here, not in a field validator: pydantic's errors quote the input, and this
     # one may hold the SMTP password.
+    problems = [
+        f"{name} is set but SMTP_URL is not: set SMTP_URL too (smtp://host:587), or unset {name}"
+        for name, value in (
+            ("SMTP_USERNAME", settings.smtp_username),
+            ("SMTP_PASSWORD", settings.smtp_password),
+        )
+        if value and settings.smtp_url is None
+    ]
+    if settings.mail_from and "@" not in parseaddr(settings.mail_from)[1]:
+        problems.append(
+            f"MAIL_FROM={settings.mail_from!r} holds no address: use Name <sender@example.com>"
+        )
+    if problems:
+        return problems
     if settings.smtp_url is None:
         return []
     parts = urlsplit(settings.smtp_url.get_secret_value())

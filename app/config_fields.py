@@ -18,6 +18,12 @@ KNOWN_TOOLSETS = ("conformance",)
 
 RATE_LIMITS = (
     "signin_limit_account",
+    "signin_limit_account_total",
+    "verify_limit_account",
+    "verify_limit_ip",
+    "forgot_limit_email",
+    "forgot_limit_ip",
+    "email_change_limit_account",
     "signin_limit_ip",
     "signup_limit_ip",
     "credential_limit_user",

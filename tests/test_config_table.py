@@ -16,6 +16,12 @@ from app.config import ConfigError, load_settings
 from tests.conftest import ROOT
 
 # variable -> (a value it must refuse, other variables that make the value matter)
+CORP = {
+    "OIDC_PROVIDERS": "corp",
+    "OIDC_CORP_ISSUER": "https://idp.example",
+    "OIDC_CORP_CLIENT_ID": "gatehouse",
+    "OIDC_CORP_CLIENT_SECRET": "s",
+}
 BAD_VALUES: dict[str, tuple[str, dict[str, str]]] = {
     "DATABASE_URL": ("mysql://u@db.example/gh", {}),
     "PUBLIC_URL": ("gatehouse.example", {}),
@@ -63,6 +69,38 @@ BAD_VALUES: dict[str, tuple[str, dict[str, str]]] = {
     "GATEHOUSE_ENV_FILE": ("/nonexistent/.env", {}),
     "BRAND_NAME": ("x" * 200, {}),
     "BRAND_LOGO_PATH": ("/nonexistent/logo.png", {}),
+    "REQUIRE_MFA": ("maybe", {}),
+    "REQUIRE_VERIFIED_EMAIL": ("maybe", {}),
+    "PASSWORD_SIGNIN": ("maybe", {}),
+    "MCP_TOOLSETS": ("everything", {}),
+    "OIDC_PROVIDERS": ("not a name!", {}),
+    # <NAME> is CORP here (see CORP below): the message must name OIDC_CORP_ISSUER and so on.
+    "OIDC_<NAME>_ISSUER": ("ftp://idp.example", CORP),
+    "OIDC_<NAME>_CLIENT_AUTH": ("client_secret_jwt", CORP),
+    "OIDC_<NAME>_SCOPES": ("email profile", CORP),
+    "OIDC_MICROSOFT_TENANT": (
+        "a/b",
+        {
+            "OIDC_PROVIDERS": "microsoft",
+            "OIDC_MICROSOFT_CLIENT_ID": "gatehouse",
+            "OIDC_MICROSOFT_CLIENT_SECRET": "s",
+        },
+    ),
+    "SIGNIN_LIMIT_ACCOUNT_TOTAL": ("lots", {}),
+    "PASSWORD_HASH_CONCURRENCY": ("0", {}),
+    "REGISTRATION_MAX_UNUSED": ("0", {}),
+    "SMTP_URL": ("http://mail.example", {}),
+    "SMTP_USERNAME": ("mailer", {}),
+    "SMTP_PASSWORD": ("secret", {}),
+    "MAIL_FROM": ("nobody", {}),
+    "VERIFY_LIMIT_ACCOUNT": ("lots", {}),
+    "VERIFY_LIMIT_IP": ("lots", {}),
+    "FORGOT_LIMIT_EMAIL": ("lots", {}),
+    "FORGOT_LIMIT_IP": ("lots", {}),
+    "EMAIL_CHANGE_LIMIT_ACCOUNT": ("lots", {}),
+    "MAIL_TIMEOUT": ("0", {}),
+    "MAIL_ATTEMPTS": ("0", {}),
+    "MAIL_BACKOFF": ("-1", {}),
 }
 NOT_OURS = {"OTEL_*": "the OpenTelemetry SDK reads and checks its own variables"}
 
@@ -106,6 +144,7 @@ def test_a_bad_value_is_refused_naming_the_variable(
     monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
     for name, other in others.items():
         monkeypatch.setenv(name, other)
+    variable = variable.replace("<NAME>", "CORP")  # one provider's variables
     monkeypatch.setenv(variable, value.format(a_file=a_file))
     with pytest.raises(ConfigError) as refused:
         load_settings(generate_secrets=False)
