@@ -130,6 +130,8 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
     # /mcp enforces its own, larger limit with a JSON-RPC error.
     app.add_middleware(BodyLimit, max_bytes=64 * 1024, skip=frozenset({"/mcp", "/mcp/"}))
+    if endpoint is not None:
+        endpoint.put_in_front(app)  # /mcp skips the pages' middleware and the router
     app.add_middleware(UnhandledErrors)  # outermost of ours: one line and a 500 for the rest
     instrument_app(app, telemetry)
     return app
@@ -162,6 +164,8 @@ class McpEndpointLike(Protocol):
     """What the lifespan needs of app.mcp.endpoint.McpEndpoint (not imported in role auth)."""
 
     def running(self) -> AbstractAsyncContextManager[None]: ...
+
+    def put_in_front(self, app: FastAPI) -> None: ...
 
 
 def _password_gate(settings: Settings) -> WorkGate:

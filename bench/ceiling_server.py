@@ -1,9 +1,12 @@
 """The ceiling: a raw Starlette endpoint that verifies the same JWT and echoes JSON-RPC.
 
 No MCP machinery at all: bearer check, JSON parse, a whoami-shaped result. Nothing real can be
-faster on this stack, so it shows how much of the budget is HTTP + JWT alone.
+faster on this stack, so it shows how much of the budget is HTTP + JWT alone. With `--no-verify`
+(target `ceiling-raw`) the token's claims are decoded once at start-up and every request only
+compares the bearer string: the HTTP + JSON floor, with no signature check at all.
 
-    python bench/ceiling_server.py --port 8103 --jwks jwks.json --issuer URL --audience URL/mcp
+    python bench/ceiling_server.py --port 8103 --jwks jwks.json --issuer URL --audience URL/mcp \
+        [--no-verify]
 """
 
 from __future__ import annotations
@@ -20,10 +23,18 @@ from starlette.routing import Route
 
 def build(args: argparse.Namespace) -> Starlette:
     checker = JwtChecker(args.jwks, issuer=args.issuer, audience=args.audience)
+    known: dict[str, dict[str, object] | None] = {}
+
+    def verify(token: str) -> dict[str, object] | None:
+        if not args.no_verify:
+            return checker.verify(token)
+        if token not in known and not known:  # the first token, verified once
+            known[token] = checker.verify(token)
+        return known.get(token)
 
     async def mcp(request: Request) -> Response:
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        claims = checker.verify(token.strip()) if scheme.lower() == "bearer" else None
+        claims = verify(token.strip()) if scheme.lower() == "bearer" else None
         if claims is None or "mcp" not in str(claims.get("scope", "")).split():
             return JSONResponse({"error": "invalid_token"}, 401)
         try:
@@ -47,7 +58,7 @@ def build(args: argparse.Namespace) -> Starlette:
 
 
 def main() -> None:
-    serve(build, default_port=8103)
+    serve(build, default_port=8103, flags=("--no-verify",))
 
 
 if __name__ == "__main__":

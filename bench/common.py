@@ -48,6 +48,40 @@ class JwtChecker:
         return dict(claims)
 
 
+class PyJwtChecker:
+    """The same checks written with PyJWT, as the fair peer's developer would: ES256 only,
+    `typ: at+jwt`, iss, aud, exp/nbf with leeway, sub and jti required; the key by `kid`."""
+
+    def __init__(self, jwks_file: str, *, issuer: str, audience: str) -> None:
+        import jwt as pyjwt
+
+        self._jwt = pyjwt
+        keys = pyjwt.PyJWKSet.from_dict(json.loads(Path(jwks_file).read_text()))
+        self.keys = {key.key_id: key for key in keys.keys}
+        self.issuer = issuer
+        self.audience = audience
+
+    def verify(self, token: str) -> dict[str, Any] | None:
+        pyjwt = self._jwt
+        try:
+            header = pyjwt.get_unverified_header(token)
+            key = self.keys.get(header.get("kid"))
+            if key is None or header.get("alg") != "ES256" or header.get("typ") != "at+jwt":
+                return None
+            claims: dict[str, Any] = pyjwt.decode(
+                token,
+                key,
+                algorithms=["ES256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=30,
+                options={"require": ["exp", "iss", "aud", "sub", "jti"]},
+            )
+        except pyjwt.PyJWTError:
+            return None
+        return claims
+
+
 def tools_call_body(generation: str) -> dict[str, Any]:
     """One `tools/call` of `whoami`, as a 2026-07-28 client or a handshake-era client sends it."""
     params: dict[str, Any] = {"name": "whoami", "arguments": {}}
@@ -65,7 +99,9 @@ def routing_headers(generation: str) -> dict[str, str]:
     return {"Mcp-Method": "tools/call", "Mcp-Name": "whoami"} if generation == MODERN else {}
 
 
-def serve(build: Callable[[argparse.Namespace], Any], *, default_port: int) -> None:
+def serve(
+    build: Callable[[argparse.Namespace], Any], *, default_port: int, flags: tuple[str, ...] = ()
+) -> None:
     """Parse the comparison servers' shared arguments and serve `build(args)` the same way."""
     import uvicorn
 
@@ -74,6 +110,8 @@ def serve(build: Callable[[argparse.Namespace], Any], *, default_port: int) -> N
     parser.add_argument("--jwks", required=True)
     parser.add_argument("--issuer", required=True)
     parser.add_argument("--audience", required=True)
+    for flag in flags:
+        parser.add_argument(flag, action="store_true")
     args = parser.parse_args()
     uvicorn.run(
         build(args),

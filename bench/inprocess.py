@@ -116,7 +116,9 @@ def worker(args: argparse.Namespace) -> None:
     token = Path(args.token_file).read_text().strip()
     if args.worker == "peer" or args.worker == "ceiling":
         module = __import__(f"{args.worker}_server")
-        ns = argparse.Namespace(jwks=args.jwks, issuer=BASE, audience=f"{BASE}/mcp")
+        ns = argparse.Namespace(
+            jwks=args.jwks, issuer=BASE, audience=f"{BASE}/mcp", sse=False, no_verify=False
+        )
         app = module.build(ns)
     else:
         sys.path.insert(0, os.getcwd())

@@ -1,17 +1,26 @@
-"""The peer: a bare MCP SDK 2.x server, stateless Streamable HTTP, with the SDK's own auth.
+"""The peers: a bare MCP SDK 2.x server, stateless Streamable HTTP, with the SDK's own auth.
 
 `MCPServer(token_verifier=..., auth=AuthSettings(...))` makes the SDK install its
-BearerAuthBackend, RequireAuthMiddleware and AuthContextMiddleware; the TokenVerifier checks the
-JWT exactly as bench/common.py says. One tool, `whoami`, answering from the token.
+BearerAuthBackend, RequireAuthMiddleware and AuthContextMiddleware. One tool, `whoami`,
+answering from the token.
 
-    python bench/peer_server.py --port 8102 --jwks jwks.json --issuer URL --audience URL/mcp
+Two configurations:
+
+- the **fair peer** (default), what a careful developer deploys for speed: `stateless_http=True`
+  with `json_response=True`, an `async` tool returning a plain dict, and an ES256
+  `TokenVerifier` written with PyJWT (`bench/common.py`, `PyJwtChecker`);
+- `--sse`: the SDK's default answer shape (every call an SSE stream), a tool that returns a
+  pydantic model, and the joserfc checker. Kept as a second, labelled peer (`peer-sse`).
+
+    python bench/peer_server.py --port 8102 --jwks jwks.json --issuer URL --audience URL/mcp [--sse]
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from common import JwtChecker, serve
+from common import JwtChecker, PyJwtChecker, serve
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -28,7 +37,7 @@ class WhoAmI(BaseModel):
 
 
 class JwtTokenVerifier:
-    def __init__(self, checker: JwtChecker) -> None:
+    def __init__(self, checker: JwtChecker | PyJwtChecker) -> None:
         self.checker = checker
 
     async def verify_token(self, token: str) -> AccessToken | None:
@@ -47,7 +56,8 @@ class JwtTokenVerifier:
 
 
 def build(args: argparse.Namespace) -> object:
-    checker = JwtChecker(args.jwks, issuer=args.issuer, audience=args.audience)
+    checker_type = JwtChecker if args.sse else PyJwtChecker
+    checker = checker_type(args.jwks, issuer=args.issuer, audience=args.audience)
     server = MCPServer(
         name="peer",
         token_verifier=JwtTokenVerifier(checker),
@@ -59,24 +69,40 @@ def build(args: argparse.Namespace) -> object:
         ),
     )
 
+    if args.sse:
+
+        @server.tool(name="whoami", description="Who the token belongs to.")
+        async def whoami_model(ctx: Context) -> WhoAmI:
+            token = get_access_token()
+            assert token is not None
+            request = ctx.request_context.request
+            version = request.headers.get("mcp-protocol-version") if request is not None else None
+            return WhoAmI(
+                user_id=token.subject or "",
+                client_id=token.client_id,
+                scopes=sorted(token.scopes),
+                protocol_version=version,
+            )
+
+        return server.streamable_http_app(stateless_http=True)
+
     @server.tool(name="whoami", description="Who the token belongs to.")
-    async def whoami(ctx: Context) -> WhoAmI:
+    async def whoami(ctx: Context) -> dict[str, Any]:
         token = get_access_token()
         assert token is not None
         request = ctx.request_context.request
-        version = request.headers.get("mcp-protocol-version") if request is not None else None
-        return WhoAmI(
-            user_id=token.subject or "",
-            client_id=token.client_id,
-            scopes=sorted(token.scopes),
-            protocol_version=version,
-        )
+        return {
+            "user_id": token.subject or "",
+            "client_id": token.client_id,
+            "scopes": sorted(token.scopes),
+            "protocol_version": request.headers.get("mcp-protocol-version") if request else None,
+        }
 
-    return server.streamable_http_app(stateless_http=True)
+    return server.streamable_http_app(stateless_http=True, json_response=True)
 
 
 def main() -> None:
-    serve(build, default_port=8102)
+    serve(build, default_port=8102, flags=("--sse",))
 
 
 if __name__ == "__main__":

@@ -254,10 +254,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured load before each run")
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="repeat and take the median")
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
-    parser.add_argument("--targets", default="gatehouse,peer,ceiling")
+    parser.add_argument("--targets", default="gatehouse,peer,ceiling,ceiling-raw")
     parser.add_argument("--generations", default=f"{MODERN},{HANDSHAKE}")
     parser.add_argument(
         "--serve-args", default="", help="extra arguments for `python -m app serve`"
@@ -306,10 +306,18 @@ def main() -> None:
     argv = {
         "gatehouse": [PYTHON, "-m", "app", "serve", *args.serve_args.split()],
         "peer": [PYTHON, str(BENCH / "peer_server.py"), "--port", "8102"],
+        "peer-sse": [PYTHON, str(BENCH / "peer_server.py"), "--port", "8104", "--sse"],
         "ceiling": [PYTHON, str(BENCH / "ceiling_server.py"), "--port", "8103"],
+        "ceiling-raw": [PYTHON, str(BENCH / "ceiling_server.py"), "--port", "8105", "--no-verify"],
     }
-    ports = {"gatehouse": 8101, "peer": 8102, "ceiling": 8103}
-    cwd = {"gatehouse": ROOT, "peer": ROOT, "ceiling": ROOT}
+    ports = {
+        "gatehouse": 8101,
+        "peer": 8102,
+        "peer-sse": 8104,
+        "ceiling": 8103,
+        "ceiling-raw": 8105,
+    }
+    cwd = dict.fromkeys(ports, ROOT)
     for spec in args.variant:
         name, directory, *extra = spec.split(":", 2)
         argv[name] = [PYTHON, "-m", "app", "serve", *(extra[0].split() if extra else [])]
@@ -323,8 +331,8 @@ def main() -> None:
     finally:
         gatehouse.stop()
     shared = ["--jwks", str(work / "jwks.json"), "--issuer", base, "--audience", audience]
-    argv["peer"] += shared
-    argv["ceiling"] += shared
+    for name in ("peer", "peer-sse", "ceiling", "ceiling-raw"):
+        argv[name] += shared
 
     scripts = {}
     for generation in generations:

@@ -24,10 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.kit.body_limit import BodyTooLarge, read_body
-from app.kit.cors import PublicCors
-from app.mcp import api
+from app.mcp import api, modern
 from app.mcp.auth import McpChallenge, authenticate, challenge_response
 from app.mcp.call import SCOPE_KEY, CallContext
+from app.mcp.front import McpFirst
 from app.mcp.jsonrpc_ids import has_malformed_id
 from app.mcp.origins import (
     McpOriginRefused,
@@ -114,12 +114,18 @@ class SdkResponse(Response):
                 return {"type": "http.request", "body": pending.pop(), "more_body": False}
             return await receive()
 
-        async def send_private(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = _private(list(message.get("headers", ())))
-            await send(message)
+        await self._handler(scope, replay_body, private_send(send))
 
-        await self._handler(scope, replay_body, send_private)
+
+def private_send(send: Send) -> Send:
+    """`send`, with the SDK's response headers made private (`_private`)."""
+
+    async def send_private(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = _private(list(message.get("headers", ())))
+        await send(message)
+
+    return send_private
 
 
 def session_owner(call: CallContext) -> AuthenticatedUser:
@@ -269,7 +275,25 @@ class McpEndpoint:
             manager = self.sse_manager
         else:
             manager = self.json_manager
+            if modern.is_modern(call.protocol_version):
+                scope[SCOPE_KEY] = call
+                lifespan = manager._lifespan_state  # noqa: SLF001 - entered by manager.run()
+                sdk = self.server.server._lowlevel_server  # noqa: SLF001
+                if await modern.answer(sdk, lifespan, request, message, private_send(send)):
+                    return
         await SdkResponse(manager.handle_request, body, call, session=session)(scope, receive, send)
+
+    def put_in_front(self, app: FastAPI) -> None:
+        """Add `McpFirst` (app/mcp/front.py) as the app's outermost middleware so far: /mcp
+        requests reach this endpoint, with its CORS and the app's exception handlers, before the
+        pages' middleware and the router."""
+        app.add_middleware(
+            McpFirst,
+            endpoint=self,
+            paths=MCP_PATHS,
+            handlers=app.exception_handlers,
+            origins=self.origins,
+        )
 
     def _demand_tool_scopes(self, message: object, granted: frozenset[str]) -> None:
         for name in _tool_calls(message):
@@ -317,6 +341,7 @@ async def _read_message(request: Request) -> tuple[bytes, object] | Response | N
 # Every method is routed here (none refused by the router, whose 405 would carry neither the
 # challenge nor the cache headers), so each is authenticated first.
 MCP_METHODS = None
+MCP_PATHS = frozenset({"/mcp", "/mcp/"})
 
 
 @metadata_router.get("/.well-known/oauth-protected-resource")
@@ -330,24 +355,14 @@ async def resource_metadata(request: Request) -> JSONResponse:
 
 
 def install(app: FastAPI, settings: Settings, server: GatehouseMCP) -> McpEndpoint:
-    """Mount /mcp, its metadata, /api/me, their error handlers and /mcp's CORS."""
+    """Mount /mcp, its metadata, /api/me and their error handlers; `put_in_front` then puts
+    /mcp (with its CORS) ahead of the rest of the app."""
     endpoint = McpEndpoint(settings, server)
     _install_handlers(app, settings)
     app.include_router(metadata_router)
-    app.router.routes.append(Route("/mcp", endpoint, methods=MCP_METHODS))
-    app.router.routes.append(Route("/mcp/", endpoint, methods=MCP_METHODS))
+    for path in MCP_PATHS:
+        app.router.routes.append(Route(path, endpoint, methods=MCP_METHODS))
     app.include_router(api.router)
-    app.add_middleware(
-        PublicCors,
-        paths=frozenset({"/mcp", "/mcp/"}),
-        origins=endpoint.origins,
-        allow_headers=(
-            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, "
-            "Last-Event-ID"
-        ),
-        expose_headers="WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version",
-        methods="GET, POST, DELETE, OPTIONS",
-    )
     return endpoint
 
 

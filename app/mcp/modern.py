@@ -1,0 +1,93 @@
+"""2026-07-28 requests answered as JSON, without the session manager's second pass.
+
+The SDK's `handle_modern_request` (reached through `StreamableHTTPSessionManager.handle_request`)
+builds its own Request, waits for the body again, parses it again and then runs its JSON branch.
+By the time McpEndpoint hands a request on, all of that has happened once already. `answer` runs
+the rest of the SDK's JSON branch, in the SDK's order and with the SDK's own pieces (its ladder
+classifier, its `Mcp-Param-*` check, its dispatch context, `serve_one` and its writer), so the
+bytes on the wire are the SDK's.
+
+It takes only the common case, a well-formed request at a served version. Anything the SDK would
+refuse or treat specially (a notification, a batch, a bad envelope, `subscriptions/listen`, a
+duplicated or mismatched routing header, a bad `Mcp-Param-*` header, a content type or Accept the
+transport refuses) answers `False`, and the caller hands the request to the SDK unchanged, which
+gives the same answer it always did. tests/mcp/test_modern_equivalence.py holds the two to the
+same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server import _streamable_http_modern as sdk_modern
+from mcp.server.connection import Connection
+from mcp.server.lowlevel.server import Server
+from mcp.server.runner import serve_one
+from mcp.server.streamable_http import check_accept_headers
+from mcp.shared.inbound import (
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp_types import JSONRPCRequest
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import Send
+
+LISTEN = "subscriptions/listen"
+
+
+def is_modern(protocol_version: str | None) -> bool:
+    """The SDK's own routing rule: any version header that is not a handshake one."""
+    return protocol_version is not None and protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS
+
+
+async def answer(
+    server: Server[Any], lifespan_state: Any, request: Request, message: object, send: Send
+) -> bool:
+    """Answer `message` as the SDK's JSON branch would, or return False (nothing sent)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or not content_type.lower().startswith("application/json"):
+        return False
+    has_json, _ = check_accept_headers(request)
+    if not has_json or not isinstance(message, dict) or "id" not in message:
+        return False
+    try:
+        req = JSONRPCRequest.model_validate(message)
+    except ValidationError:
+        return False
+    if req.method == LISTEN or find_duplicated_routing_header(request.headers.items()):
+        return False
+    verdict = classify_inbound_request(message, headers=dict(request.headers))
+    if isinstance(verdict, InboundLadderRejection):
+        return False
+    if await sdk_modern._mcp_param_rejection(server, request, req, verdict, lifespan_state):
+        return False
+    connection = Connection.from_envelope(
+        verdict.protocol_version, verdict.client_info, verdict.client_capabilities
+    )
+    dctx = sdk_modern._SingleExchangeDispatchContext(
+        transport=TransportContext(
+            kind="streamable-http", can_send_request=False, headers=request.headers
+        ),
+        request_id=req.id,
+        message_metadata=ServerMessageMetadata(request_context=request),
+        progress_token=progress_token_from_params(req.params),
+    )
+    reply = await sdk_modern._to_jsonrpc_response(
+        req.id,
+        serve_one(
+            server,
+            dctx,
+            req.method,
+            req.params,
+            connection=connection,
+            lifespan_state=lifespan_state,
+        ),
+    )
+    await sdk_modern._write(reply, request.scope, request.receive, send)
+    return True
