@@ -126,8 +126,9 @@ def services_of(app: ASGIApp) -> Services:
     return found
 
 
-def services(request: Request) -> Services:
-    """The FastAPI dependency: `services: ServicesDep`."""
+async def services(request: Request) -> Services:
+    """The FastAPI dependency: `services: ServicesDep` (async: a plain `def` dependency would
+    run in the thread pool, a thread hop per request for an attribute read)."""
     return services_of(request.app)
 
 

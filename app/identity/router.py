@@ -62,7 +62,7 @@ logger = logging.getLogger("gatehouse.identity")
 router = APIRouter(tags=["identity"])
 
 
-def get_providers(services: ServicesDep) -> Providers:
+async def get_providers(services: ServicesDep) -> Providers:
     return services.authorization().identity_providers
 
 

@@ -47,7 +47,12 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def _settings(request: Request) -> Settings:
+    """`get_settings` as a dependency; async, so FastAPI runs it inline, not in a thread."""
+    return get_settings(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def cookie_name(settings: Settings, base: str) -> str:

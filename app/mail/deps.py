@@ -10,7 +10,7 @@ from app.mail.outbox import Outbox
 from app.state import ServicesDep
 
 
-def get_outbox(services: ServicesDep) -> Outbox:
+async def get_outbox(services: ServicesDep) -> Outbox:
     return services.outbox
 
 

@@ -17,11 +17,11 @@ from app.oauth.signing_keys import SigningKeys
 from app.state import ServicesDep
 
 
-def get_fetcher(services: ServicesDep) -> CimdFetcher:
+async def get_fetcher(services: ServicesDep) -> CimdFetcher:
     return services.authorization().cimd_fetcher
 
 
-def get_client_verifiers(services: ServicesDep) -> ClientVerifiers:
+async def get_client_verifiers(services: ServicesDep) -> ClientVerifiers:
     issuer = services.settings.issuer
     return ClientVerifiers(
         secret_key=services.settings.secret_key_bytes,
@@ -33,27 +33,27 @@ def get_client_verifiers(services: ServicesDep) -> ClientVerifiers:
     )
 
 
-def get_signing_keys(services: ServicesDep) -> SigningKeys:
+async def get_signing_keys(services: ServicesDep) -> SigningKeys:
     return services.authorization().signing_keys
 
 
-def get_envelope(services: ServicesDep) -> Envelope:
+async def get_envelope(services: ServicesDep) -> Envelope:
     return services.envelope
 
 
-def get_rate_limits(services: ServicesDep) -> RateLimits:
+async def get_rate_limits(services: ServicesDep) -> RateLimits:
     return services.rate_limits
 
 
-def get_consent_extensions(services: ServicesDep) -> Sequence[ConsentExtension]:
+async def get_consent_extensions(services: ServicesDep) -> Sequence[ConsentExtension]:
     return services.authorization().consent_extensions
 
 
-def get_approval_gates(services: ServicesDep) -> Sequence[ApprovalGate]:
+async def get_approval_gates(services: ServicesDep) -> Sequence[ApprovalGate]:
     return services.authorization().approval_gates
 
 
-def get_client_logos(services: ServicesDep) -> ClientLogos | None:
+async def get_client_logos(services: ServicesDep) -> ClientLogos | None:
     return services.authorization().client_logos
 
 
