@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpcore
-import httpx
 
-from app.kit.safe_fetch import PinnedBackend, address_permitted, parse_ip
+from app.kit.safe_fetch import address_permitted, parse_ip, pinned_pool
 from app.oauth.cimd import (
     CimdError,
     ClientMetadataDocument,
@@ -67,16 +66,11 @@ class CimdFetcher:
         self._max_ttl = max_ttl
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[ClientMetadataDocument]] = {}
-        ssl_context = httpx.create_ssl_context()
-        if ca_bundle is not None:
-            ssl_context.load_verify_locations(cafile=ca_bundle)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
+        self._pool = pinned_pool(
             max_connections=64,
-            # A fresh connection per fetch: each one is resolved and checked again.
-            max_keepalive_connections=0,
-            retries=0,
-            network_backend=PinnedBackend(allow_loopback=allow_loopback, refuse=CimdError),
+            allow_loopback=allow_loopback,
+            ca_bundle=ca_bundle,
+            refuse=CimdError,
         )
 
     async def fetch(self, client_id: str) -> ClientMetadataDocument:

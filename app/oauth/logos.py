@@ -13,10 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
-
-from app.kit.safe_fetch import PinnedBackend
+from app.kit.safe_fetch import pinned_pool
 
 logger = logging.getLogger("gatehouse.oauth")
 
@@ -66,15 +63,8 @@ class ClientLogos:
         ttl: float = 3600.0,
         failure_ttl: float = 300.0,
     ) -> None:
-        ssl_context = httpx.create_ssl_context()
-        if ca_bundle is not None:
-            ssl_context.load_verify_locations(cafile=ca_bundle)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=16,
-            max_keepalive_connections=0,
-            retries=0,
-            network_backend=PinnedBackend(allow_loopback=allow_loopback),
+        self._pool = pinned_pool(
+            max_connections=16, allow_loopback=allow_loopback, ca_bundle=ca_bundle
         )
         self._timeout = timeout
         self._cache: OrderedDict[str, tuple[Logo | None, float]] = OrderedDict()
