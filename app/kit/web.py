@@ -48,6 +48,7 @@ def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+FormStr = Annotated[str, Form()]  # one text field of a posted form
 
 
 def cookie_name(settings: Settings, base: str) -> str:
