@@ -230,13 +230,15 @@ class Settings(BaseSettings):
     def https(self) -> bool:
         return self.public_url.startswith("https://")
 
+    def _required_secret(self, variable: str, value: SecretStr | None) -> str:
+        """The secret's text; a ConfigError saying where it was looked for when it is unset."""
+        if value is None:
+            raise ConfigError(config_checks.missing_secret(variable, self.var_dir, env_file_path()))
+        return value.get_secret_value()
+
     @property
     def vault_keys_value(self) -> str:
-        if self.vault_keys is None:
-            raise ConfigError(
-                config_checks.missing_secret("VAULT_KEYS", self.var_dir, env_file_path())
-            )
-        return self.vault_keys.get_secret_value()
+        return self._required_secret("VAULT_KEYS", self.vault_keys)
 
     @property
     def mcp_resource(self) -> str:
@@ -249,11 +251,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def secret_key_bytes(self) -> bytes:
-        if self.secret_key is None:
-            raise ConfigError(
-                config_checks.missing_secret("SECRET_KEY", self.var_dir, env_file_path())
-            )
-        return self.secret_key.get_secret_value().encode()
+        return self._required_secret("SECRET_KEY", self.secret_key).encode()
 
     def check(self, *, generate_secrets: bool = True) -> Settings:
         """Fill in development secrets and refuse unsafe production configurations.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import audit
@@ -30,6 +29,7 @@ from app.identity.account import account_section
 from app.kit.text import text_problem
 from app.kit.web import (
     CsrfProtected,
+    FormStr,
     SettingsDep,
     client_ip,
     delete_cookie,
@@ -42,8 +42,6 @@ from app.state import ServicesDep, services_of
 from app.telemetry import note, signin_failures, traced
 
 router = APIRouter(tags=["accounts"])
-
-FormStr = Annotated[str, Form()]
 
 
 def password_gate(request: Request) -> WorkGate:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,30 +21,22 @@ from app.vault import service as vault
 FIELD_PREFIX = "credential_"  # the consent form's field is credential_<connector name>
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class ConnectorConsent:
     """Implements app.oauth.consent.ConsentExtension for the enabled connectors."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        enabled: Mapping[str, Connector],
-        limits: RateLimits,
-        envelope: Envelope,
-        cache: ReadCache,
-    ) -> None:
-        self._settings = settings
-        self._enabled = enabled
-        self._limits = limits
-        self._envelope = envelope
-        self._cache = cache
+    settings: Settings
+    enabled: Mapping[str, Connector]
+    limits: RateLimits
+    envelope: Envelope
+    cache: ReadCache
 
     async def _missing(self, session: AsyncSession, user_id: uuid.UUID) -> list[Connector]:
         """Enabled connectors the person has no credential for."""
-        if not self._enabled:
+        if not self.enabled:
             return []
         stored = await vault.for_user(session, user_id)
-        return [c for name, c in self._enabled.items() if name not in stored]
+        return [c for name, c in self.enabled.items() if name not in stored]
 
     async def fields(self, session: AsyncSession, *, user_id: uuid.UUID) -> Sequence[ConsentField]:
         return [
@@ -73,10 +66,10 @@ class ConnectorConsent:
             try:
                 await connectors.connect(
                     session,
-                    settings=self._settings,
-                    limits=self._limits,
-                    envelope=self._envelope,
-                    cache=self._cache,
+                    settings=self.settings,
+                    limits=self.limits,
+                    envelope=self.envelope,
+                    cache=self.cache,
                     connector=connector,
                     user_id=user_id,
                     secret_text=value,

@@ -1,11 +1,13 @@
 """GitHub's read-only tools: each acts as the owner of the token the calling user connected.
 
-A tool is a module-level function: it finds the call and the GitHub connector, and hands
-`run_upstream` a fetch that shapes GitHub's answer. Outputs are paginated and bounded.
+A tool is a module-level function declared on `toolset`: it names a fetch that shapes GitHub's
+answer and its arguments; `_run` finds the call and the GitHub connector and hands both to
+`run_upstream`. Outputs are paginated and bounded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -18,10 +20,12 @@ from app.connectors.github import GitHubConnector, has_next_page, json_object
 from app.connectors.upstream import run_upstream
 from app.kit.envelope import SecretValue
 from app.mcp.call import CallContext, call_context
-from app.mcp.server import GatehouseMCP
+from app.mcp.server import ToolSet
 
 MAX_PER_PAGE = 50
 MAX_TEXT = 300
+
+toolset = ToolSet()
 
 
 def _clip(value: object, limit: int = MAX_TEXT) -> str | None:
@@ -102,63 +106,61 @@ async def fetch_issues(
     }
 
 
-async def github_whoami(ctx: Context) -> dict[str, Any]:
+async def _run(
+    ctx: Context, tool: str, fetch: Callable[..., Awaitable[dict[str, Any]]], **args: Any
+) -> dict[str, Any]:
+    """The call of every GitHub tool: `fetch(github, secret, **args)` as the calling user."""
     call = call_context(ctx)
     github = _github(call)
-    fetch = partial(fetch_user, github)
-    return await run_upstream(call, github, tool="github_whoami", args={}, fetch=fetch)
+    bound = partial(fetch, github, **args)
+    return await run_upstream(call, github, tool=tool, args=args, fetch=bound)
 
 
+@toolset.tool(
+    title="GitHub: who am I",
+    description="The GitHub account the signed-in user connected.",
+    read_only=True,
+    idempotent=True,
+)
+async def github_whoami(ctx: Context) -> dict[str, Any]:
+    return await _run(ctx, "github_whoami", fetch_user)
+
+
+@toolset.tool(
+    title="GitHub: list repositories",
+    description=(
+        "Repositories the connected GitHub account can access, most recently updated "
+        "first. Paginated: pass page=2, 3, ... while has_next is true."
+    ),
+    read_only=True,
+    idempotent=True,
+)
 async def github_list_repos(
     ctx: Context,
     page: int = Field(default=1, ge=1, le=1000),
     per_page: int = Field(default=30, ge=1, le=MAX_PER_PAGE),
 ) -> dict[str, Any]:
-    call = call_context(ctx)
-    github = _github(call)
-    args = {"page": page, "per_page": per_page}
-    fetch = partial(fetch_repos, github, page=page, per_page=per_page)
-    return await run_upstream(call, github, tool="github_list_repos", args=args, fetch=fetch)
+    return await _run(ctx, "github_list_repos", fetch_repos, page=page, per_page=per_page)
 
 
+@toolset.tool(
+    title="GitHub: search issues",
+    description=(
+        "Search issues and pull requests with GitHub's search syntax "
+        "(e.g. 'repo:owner/name is:open label:bug'). Paginated."
+    ),
+    read_only=True,
+    idempotent=True,
+)
 async def github_search_issues(
     ctx: Context,
     query: str = Field(min_length=1, max_length=256),
     page: int = Field(default=1, ge=1, le=100),
     per_page: int = Field(default=20, ge=1, le=MAX_PER_PAGE),
 ) -> dict[str, Any]:
-    call = call_context(ctx)
-    github = _github(call)
-    args = {"query": query, "page": page, "per_page": per_page}
-    fetch = partial(fetch_issues, github, query=query, page=page, per_page=per_page)
-    return await run_upstream(call, github, tool="github_search_issues", args=args, fetch=fetch)
+    return await _run(
+        ctx, "github_search_issues", fetch_issues, query=query, page=page, per_page=per_page
+    )
 
 
-def register(server: GatehouseMCP) -> None:
-    server.tool(
-        name="github_whoami",
-        title="GitHub: who am I",
-        description="The GitHub account the signed-in user connected.",
-        read_only=True,
-        idempotent=True,
-    )(github_whoami)
-    server.tool(
-        name="github_list_repos",
-        title="GitHub: list repositories",
-        description=(
-            "Repositories the connected GitHub account can access, most recently updated "
-            "first. Paginated: pass page=2, 3, ... while has_next is true."
-        ),
-        read_only=True,
-        idempotent=True,
-    )(github_list_repos)
-    server.tool(
-        name="github_search_issues",
-        title="GitHub: search issues",
-        description=(
-            "Search issues and pull requests with GitHub's search syntax "
-            "(e.g. 'repo:owner/name is:open label:bug'). Paginated."
-        ),
-        read_only=True,
-        idempotent=True,
-    )(github_search_issues)
+register = toolset.register

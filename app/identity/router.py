@@ -10,7 +10,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import audit
@@ -46,6 +46,7 @@ from app.identity.pages import (
 from app.identity.upstream import Upstream, UpstreamPerson, UpstreamRefused
 from app.kit.web import (
     CsrfProtected,
+    FormStr,
     SettingsDep,
     client_ip,
     cookie_name,
@@ -287,7 +288,7 @@ async def link_account(
     session: SessionDep,
     settings: SettingsDep,
     providers: ProvidersDep,
-    password: Annotated[str, Form()] = "",
+    password: FormStr = "",
 ) -> Response:
     upstream = _upstream(providers, name)
     pending = _pending_link(request, settings, name)

@@ -4,7 +4,8 @@ address that was checked (TLS SNI, certificate verification and the Host header 
 hostname), so DNS cannot answer differently between the check and the connect.
 
 Use it as an httpx transport's network backend:
-`httpx.AsyncHTTPTransport(...)` with `network_backend=PinnedBackend(allow_loopback=False)`.
+`httpx.AsyncHTTPTransport(...)` with `network_backend=PinnedBackend(allow_loopback=False)`, or
+take a whole connection pool from `pinned_pool`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore
+import httpx
 from typing_extensions import override
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -177,3 +179,24 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+def pinned_pool(
+    *,
+    max_connections: int,
+    allow_loopback: bool,
+    ca_bundle: str | None = None,
+    refuse: Callable[[str], Exception] = AddressRefused,
+) -> httpcore.AsyncConnectionPool:
+    """A connection pool behind the fence; `ca_bundle` adds trusted roots (tests)."""
+    ssl_context = httpx.create_ssl_context()
+    if ca_bundle is not None:
+        ssl_context.load_verify_locations(cafile=ca_bundle)
+    return httpcore.AsyncConnectionPool(
+        ssl_context=ssl_context,
+        max_connections=max_connections,
+        # A fresh connection per fetch: each one is resolved and checked again.
+        max_keepalive_connections=0,
+        retries=0,
+        network_backend=PinnedBackend(allow_loopback=allow_loopback, refuse=refuse),
+    )

@@ -53,6 +53,7 @@ async def _settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+FormStr = Annotated[str, Form()]  # one text field of a posted form
 
 
 def cookie_name(settings: Settings, base: str) -> str:

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Required, TypedDict, TypeVar, Unpack
 
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
@@ -213,6 +213,42 @@ class GatehouseMCP:
             return fn
 
         return register
+
+
+class ToolOptions(TypedDict, total=False):
+    """What `ToolSet.tool` passes on to `GatehouseMCP.tool`, all but the name."""
+
+    title: Required[str]
+    description: Required[str]
+    read_only: Required[bool]
+    scopes: tuple[str, ...]
+    requires: tuple[str, ...]
+    streaming: bool
+    input_schema: dict[str, Any] | None
+    destructive: bool
+    idempotent: bool
+
+
+class ToolSet:
+    """Tools declared where they are written and added to a server later by `register`, as an
+    APIRouter holds routes until an app includes it. A tool's name is its function's name."""
+
+    def __init__(self) -> None:
+        self._tools: list[tuple[Callable[..., Any], ToolOptions]] = []
+
+    def tool(self, **options: Unpack[ToolOptions]) -> Callable[[F], F]:
+        """Declare a tool, with `GatehouseMCP.tool`'s options."""
+
+        def declare(fn: F) -> F:
+            self._tools.append((fn, options))
+            return fn
+
+        return declare
+
+    def register(self, server: GatehouseMCP) -> None:
+        """Add every declared tool to `server`, in the order they were declared."""
+        for fn, options in self._tools:
+            server.tool(name=fn.__name__, **options)(fn)
 
 
 async def _set_level(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
 from app.db import utcnow
+from app.oauth import user_grants
 from app.oauth.clients import find_client
-from app.oauth.models import OAuthClient, OAuthConsent, OAuthGrant
+from app.oauth.models import OAuthClient, OAuthGrant
 from app.oauth.registration import RESOURCE_SERVER_KIND, register_resource_server
 from app.oauth.revocation import revoke_grant
 from app.oauth.signing_keys import publish_window, rewrap_signing_keys, rotate_signing_key
@@ -85,15 +86,4 @@ async def revoke_grant_by_admin(session: AsyncSession, grant_id: uuid.UUID) -> b
 async def revoke_user_grants(session: AsyncSession, user_id: uuid.UUID) -> int:
     """`users disable`: end every grant of the account and forget its consents, so tokens
     issued before stay refused after `users enable` and each client must be approved anew."""
-    grant_ids = (
-        await session.execute(
-            select(OAuthGrant.id).where(
-                OAuthGrant.user_id == user_id, OAuthGrant.revoked_at.is_(None)
-            )
-        )
-    ).scalars()
-    count = 0
-    for grant_id in list(grant_ids):
-        count += await revoke_grant(session, grant_id, reason="user_disabled", user_id=user_id)
-    await session.execute(delete(OAuthConsent).where(OAuthConsent.user_id == user_id))
-    return count
+    return await user_grants.revoke_user_grants(session, user_id=user_id, reason="user_disabled")

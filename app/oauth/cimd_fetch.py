@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpcore
-import httpx
 
-from app.kit.safe_fetch import PinnedBackend, address_permitted, parse_ip
+from app.kit.cache import BoundedCache
+from app.kit.safe_fetch import address_permitted, parse_ip, pinned_pool
 from app.oauth.cimd import (
     CimdError,
     ClientMetadataDocument,
@@ -32,12 +29,6 @@ from app.oauth.cimd import (
 logger = logging.getLogger("gatehouse.oauth.cimd")
 
 _USER_AGENT = b"Gatehouse-CIMD/1.0"
-
-
-@dataclass(frozen=True)
-class _Entry:
-    document: ClientMetadataDocument
-    expires_at: float
 
 
 # --- the fetcher ---------------------------------------------------------------------------------
@@ -61,29 +52,25 @@ class CimdFetcher:
             raise ValueError("invalid CimdFetcher limits")
         self._timeout = timeout
         self._max_bytes = max_bytes
-        self._cache_size = cache_size
         self._allow_loopback = allow_loopback
         self._min_ttl = min_ttl
         self._max_ttl = max_ttl
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._cache: BoundedCache[str, ClientMetadataDocument] = BoundedCache(
+            max_entries=cache_size
+        )
         self._inflight: dict[str, asyncio.Task[ClientMetadataDocument]] = {}
-        ssl_context = httpx.create_ssl_context()
-        if ca_bundle is not None:
-            ssl_context.load_verify_locations(cafile=ca_bundle)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
+        self._pool = pinned_pool(
             max_connections=64,
-            # A fresh connection per fetch: each one is resolved and checked again.
-            max_keepalive_connections=0,
-            retries=0,
-            network_backend=PinnedBackend(allow_loopback=allow_loopback, refuse=CimdError),
+            allow_loopback=allow_loopback,
+            ca_bundle=ca_bundle,
+            refuse=CimdError,
         )
 
     async def fetch(self, client_id: str) -> ClientMetadataDocument:
         """The validated document for `client_id`, from the cache or the network."""
         if not is_cimd_client_id(client_id):
             raise CimdError("the client_id is not a valid https client metadata URL")
-        cached = self._cache_get(client_id)
+        cached = self._cache.get(client_id)
         if cached is not None:
             return cached
         # Concurrent callers for one URL share one request. The task belongs to no caller, so a
@@ -117,25 +104,7 @@ class CimdFetcher:
 
     def cached(self, client_id: str) -> ClientMetadataDocument | None:
         """The document if it is in the cache and fresh; never fetches."""
-        return self._cache_get(client_id)
-
-    def _cache_get(self, client_id: str) -> ClientMetadataDocument | None:
-        entry = self._cache.get(client_id)
-        if entry is None:
-            return None
-        if entry.expires_at <= time.monotonic():
-            del self._cache[client_id]
-            return None
-        self._cache.move_to_end(client_id)
-        return entry.document
-
-    def _cache_put(self, client_id: str, document: ClientMetadataDocument, ttl: int) -> None:
-        if ttl <= 0 or self._cache_size == 0:
-            return
-        self._cache[client_id] = _Entry(document, time.monotonic() + ttl)
-        self._cache.move_to_end(client_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        return self._cache.get(client_id)
 
     async def _fetch_and_store(self, client_id: str) -> ClientMetadataDocument:
         try:
@@ -156,7 +125,8 @@ class CimdFetcher:
         # invalid or malformed." Failures are therefore never cached; coalescing above keeps a
         # burst of requests for one failing URL down to one fetch at a time.
         ttl = cache_lifetime(cache_control, min_ttl=self._min_ttl, max_ttl=self._max_ttl)
-        self._cache_put(client_id, document, ttl)
+        if ttl > 0:
+            self._cache.put(client_id, document, ttl=ttl)
         logger.info("client metadata fetched: %r (%d bytes, cached %ds)", client_id, len(body), ttl)
         return document
 

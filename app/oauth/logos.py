@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
-
-from app.kit.safe_fetch import PinnedBackend
+from app.kit.cache import BoundedCache
+from app.kit.safe_fetch import pinned_pool
 
 logger = logging.getLogger("gatehouse.oauth")
 
@@ -66,19 +62,12 @@ class ClientLogos:
         ttl: float = 3600.0,
         failure_ttl: float = 300.0,
     ) -> None:
-        ssl_context = httpx.create_ssl_context()
-        if ca_bundle is not None:
-            ssl_context.load_verify_locations(cafile=ca_bundle)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=16,
-            max_keepalive_connections=0,
-            retries=0,
-            network_backend=PinnedBackend(allow_loopback=allow_loopback),
+        self._pool = pinned_pool(
+            max_connections=16, allow_loopback=allow_loopback, ca_bundle=ca_bundle
         )
         self._timeout = timeout
-        self._cache: OrderedDict[str, tuple[Logo | None, float]] = OrderedDict()
-        self._cache_size = cache_size
+        # A failure is stored as None, for failure_ttl: a broken logo is not asked for again soon.
+        self._cache: BoundedCache[str, Logo | None] = BoundedCache(max_entries=cache_size)
         self._ttl = ttl
         self._failure_ttl = failure_ttl
         self._lock = asyncio.Lock()  # one fetch at a time: a burst cannot fan out
@@ -87,15 +76,12 @@ class ClientLogos:
         if not is_fetchable(logo_uri):
             return None
         async with self._lock:
-            cached = self._cache.get(logo_uri)
-            if cached is not None and cached[1] > time.monotonic():
-                self._cache.move_to_end(logo_uri)
-                return cached[0]
+            cached = self._cache.lookup(logo_uri)
+            if cached is not None:
+                return cached.value
             logo = await self._fetch(logo_uri)
             lifetime = self._ttl if logo is not None else self._failure_ttl
-            self._cache[logo_uri] = (logo, time.monotonic() + lifetime)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            self._cache.put(logo_uri, logo, ttl=lifetime)
             return logo
 
     async def aclose(self) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.deps import CurrentBrowserSession
@@ -13,7 +11,7 @@ from app.connectors import service as connectors
 from app.connectors.base import Connector
 from app.db import SessionDep
 from app.errors import NotFoundError
-from app.kit.web import CsrfProtected, client_ip, render
+from app.kit.web import CsrfProtected, FormStr, client_ip, render
 from app.state import Services, ServicesDep
 from app.vault import service as vault
 
@@ -73,7 +71,7 @@ async def connect_credential(
     session: SessionDep,
     services: ServicesDep,
     browser: CurrentBrowserSession,
-    secret: Annotated[str, Form()] = "",
+    secret: FormStr = "",
 ) -> Response:
     connector = _connector(services, name)
     try:

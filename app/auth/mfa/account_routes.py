@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import audit
@@ -16,12 +15,11 @@ from app.auth.models import User
 from app.auth.passwords import MAX_PASSWORD_LENGTH, verify_password
 from app.db import SessionDep
 from app.kit.envelope import Envelope
-from app.kit.web import CsrfProtected, SettingsDep, client_ip, render
+from app.kit.web import CsrfProtected, FormStr, SettingsDep, client_ip, render
 from app.state import services_of
 
 router = APIRouter(tags=["second factors"])
 
-FormStr = Annotated[str, Form()]
 NOTICES = {
     "totp-off": "Two-factor sign-in with an authenticator app is off.",
     "passkey-added": "Your passkey was added.",

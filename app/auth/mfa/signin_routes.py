@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,14 +20,13 @@ from app.config import Settings
 from app.db import SessionDep
 from app.kit.envelope import DecryptionError
 from app.kit.ratelimit import Verdict
-from app.kit.web import CsrfProtected, SettingsDep, client_ip, render, safe_next
+from app.kit.web import CsrfProtected, FormStr, SettingsDep, client_ip, render, safe_next
 from app.state import services_of
 from app.telemetry import note, signin_failures
 
 logger = logging.getLogger("gatehouse.mfa")
 router = APIRouter(tags=["second factors"])
 
-FormStr = Annotated[str, Form()]
 PASSKEY_SIGN_IN = "/passkey-sign-in"
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth import service as accounts
@@ -12,12 +10,10 @@ from app.auth.deps import CurrentUser
 from app.auth.recovery import service
 from app.auth.recovery.limits import first_refusal, too_many
 from app.db import SessionDep
-from app.kit.web import CsrfProtected, SettingsDep, client_ip, render, safe_next
+from app.kit.web import CsrfProtected, FormStr, SettingsDep, client_ip, render, safe_next
 from app.mail.deps import OutboxDep
 
 router = APIRouter(tags=["accounts"])
-
-FormStr = Annotated[str, Form()]
 
 
 @router.post("/account/verify-email", response_class=HTMLResponse, dependencies=[CsrfProtected])

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth import service as accounts
@@ -16,7 +15,7 @@ from app.auth.recovery.account import router as account_router
 from app.auth.recovery.limits import first_refusal, too_many
 from app.auth.recovery.tokens import LIFETIMES
 from app.db import SessionDep
-from app.kit.web import CsrfProtected, SettingsDep, client_ip, render
+from app.kit.web import CsrfProtected, FormStr, SettingsDep, client_ip, render
 from app.mail.deps import OutboxDep
 from app.state import services_of
 from app.telemetry import traced
@@ -24,7 +23,6 @@ from app.telemetry import traced
 router = APIRouter(tags=["accounts"])
 router.include_router(account_router)
 
-FormStr = Annotated[str, Form()]
 RESET_MINUTES = int(LIFETIMES["reset_password"].total_seconds() // 60)
 
 

@@ -31,12 +31,14 @@ from pydantic import BaseModel, Field
 
 from app.mcp.call import call_context
 from app.mcp.models import Note
-from app.mcp.server import GatehouseMCP
+from app.mcp.server import GatehouseMCP, ToolSet
 from app.mcp.tools import conformance_content
 from app.oauth.scopes import WRITE_SCOPE
 
 Handler = Callable[..., Awaitable[Any]]
 STEP = 0.05  # the suite asks for ~50 ms between notifications
+
+toolset = ToolSet()
 
 
 class UserResponse(BaseModel):
@@ -300,10 +302,13 @@ SCHEMA_2020_12: dict[str, Any] = {
 }
 
 
-async def json_schema_2020_12_tool() -> str:
-    return "json_schema_2020_12_tool"
-
-
+@toolset.tool(
+    title="Slow note",
+    description="Test fixture: waits, then writes a note (cancelled if the client leaves)",
+    scopes=(WRITE_SCOPE,),
+    streaming=True,
+    read_only=False,
+)
 async def slow_note(ctx: Context, title: str, seconds: float = 2.0) -> str:
     """Not a suite fixture: a slow tool (streaming=True) that writes a note only if it is not
     cancelled first, so tests can see that a client going away stops it."""
@@ -314,22 +319,18 @@ async def slow_note(ctx: Context, title: str, seconds: float = 2.0) -> str:
     return "written"
 
 
+@toolset.tool(
+    title="JSON Schema 2020-12",
+    description="Conformance fixture: a 2020-12 inputSchema, advertised unchanged",
+    input_schema=SCHEMA_2020_12,
+    read_only=True,
+)
+async def json_schema_2020_12_tool() -> str:
+    return "json_schema_2020_12_tool"
+
+
 def register(server: GatehouseMCP) -> None:
-    server.tool(
-        name="slow_note",
-        title="Slow note",
-        description="Test fixture: waits, then writes a note (cancelled if the client leaves)",
-        scopes=(WRITE_SCOPE,),
-        streaming=True,
-        read_only=False,
-    )(slow_note)
-    server.tool(
-        name="json_schema_2020_12_tool",
-        title="JSON Schema 2020-12",
-        description="Conformance fixture: a 2020-12 inputSchema, advertised unchanged",
-        input_schema=SCHEMA_2020_12,
-        read_only=True,
-    )(json_schema_2020_12_tool)
+    toolset.register(server)
     for fn, requires in TOOLS:
         server.tool(
             name=fn.__name__,

@@ -12,12 +12,14 @@ from sqlalchemy import func, or_, select
 
 from app.mcp.call import CallContext, call_context
 from app.mcp.models import Note
-from app.mcp.server import GatehouseMCP
+from app.mcp.server import GatehouseMCP, ToolSet
 from app.oauth.scopes import WRITE_SCOPE
 
 MAX_TITLE = 200
 MAX_BODY = 20_000
 MAX_LIMIT = 100
+
+toolset = ToolSet()
 
 
 class NoteOut(BaseModel):
@@ -73,6 +75,13 @@ def _like(query: str) -> str:
     return "%" + escaped + "%"
 
 
+@toolset.tool(
+    title="Create a note",
+    description="Save a new note for the signed-in user. Needs the mcp:write scope.",
+    scopes=(WRITE_SCOPE,),
+    read_only=False,
+    destructive=False,
+)
 async def notes_create(
     ctx: Context,
     title: str = Field(description="A short title", min_length=1, max_length=MAX_TITLE),
@@ -86,6 +95,12 @@ async def notes_create(
     return NoteOut.of(note)
 
 
+@toolset.tool(
+    title="List notes",
+    description="List the signed-in user's notes, newest first.",
+    read_only=True,
+    idempotent=True,
+)
 async def notes_list(
     ctx: Context,
     limit: int = Field(default=20, ge=1, le=MAX_LIMIT, description="At most this many"),
@@ -104,6 +119,12 @@ async def notes_list(
     return NoteList(notes=notes, count=len(notes))
 
 
+@toolset.tool(
+    title="Search notes",
+    description="Find the signed-in user's notes whose title or text contains the query.",
+    read_only=True,
+    idempotent=True,
+)
 async def notes_search(
     ctx: Context,
     query: str = Field(min_length=1, max_length=200, description="Text to look for"),
@@ -128,6 +149,17 @@ async def notes_search(
     return NoteList(notes=notes, count=len(notes))
 
 
+@toolset.tool(
+    title="Delete a note",
+    description=(
+        "Delete one of the signed-in user's notes by id, or several (ids), after asking the "
+        "user to confirm. Needs the mcp:write scope."
+    ),
+    scopes=(WRITE_SCOPE,),
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
 async def notes_delete(
     ctx: Context,
     id: str = Field(default="", description="One note's id, from notes_list"),  # noqa: A002
@@ -190,40 +222,7 @@ async def summarize_notes(ctx: Context, limit: int = 20) -> str:
 
 def register(server: GatehouseMCP) -> None:
     """The notes tools, the note resource and the summary prompt."""
-    server.tool(
-        name="notes_create",
-        title="Create a note",
-        description="Save a new note for the signed-in user. Needs the mcp:write scope.",
-        scopes=(WRITE_SCOPE,),
-        read_only=False,
-        destructive=False,
-    )(notes_create)
-    server.tool(
-        name="notes_list",
-        title="List notes",
-        description="List the signed-in user's notes, newest first.",
-        read_only=True,
-        idempotent=True,
-    )(notes_list)
-    server.tool(
-        name="notes_search",
-        title="Search notes",
-        description="Find the signed-in user's notes whose title or text contains the query.",
-        read_only=True,
-        idempotent=True,
-    )(notes_search)
-    server.tool(
-        name="notes_delete",
-        title="Delete a note",
-        description=(
-            "Delete one of the signed-in user's notes by id, or several (ids), after asking the "
-            "user to confirm. Needs the mcp:write scope."
-        ),
-        scopes=(WRITE_SCOPE,),
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )(notes_delete)
+    toolset.register(server)
     server.resource(
         "notes://{note_id}",
         name="note",

@@ -6,7 +6,9 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from app.mcp.call import call_context
-from app.mcp.server import GatehouseMCP
+from app.mcp.server import ToolSet
+
+toolset = ToolSet()
 
 
 class WhoAmI(BaseModel):
@@ -19,6 +21,12 @@ class WhoAmI(BaseModel):
     protocol_version: str | None = Field(description="The MCP protocol version of this request")
 
 
+@toolset.tool(
+    title="Who am I",
+    description="Show the signed-in user, the client making the call and its granted scopes.",
+    read_only=True,
+    idempotent=True,
+)
 async def whoami(ctx: Context) -> WhoAmI:
     call = call_context(ctx)
     auth = call.auth
@@ -33,11 +41,4 @@ async def whoami(ctx: Context) -> WhoAmI:
     )
 
 
-def register(server: GatehouseMCP) -> None:
-    server.tool(
-        name="whoami",
-        title="Who am I",
-        description="Show the signed-in user, the client making the call and its granted scopes.",
-        read_only=True,
-        idempotent=True,
-    )(whoami)
+register = toolset.register

@@ -13,7 +13,7 @@ from app.auth.deps import OptionalBrowserSession
 from app.auth.models import BrowserSession
 from app.config import Settings
 from app.db import SessionDep
-from app.kit.web import CsrfProtected, SettingsDep, client_ip
+from app.kit.web import CsrfProtected, FormStr, SettingsDep, client_ip
 from app.oauth.authorization import AuthorizationRequest, Target, granted_scopes
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.clients import ClientProblem, resolve_client
@@ -45,8 +45,8 @@ async def consent(
     extensions: ConsentExtensionsDep,
     gates: ApprovalGatesDep,
     browser: OptionalBrowserSession,
-    pending: Annotated[str, Form()] = "",
-    action: Annotated[str, Form()] = "",
+    pending: FormStr = "",
+    action: FormStr = "",
     scope: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     if browser is None:
