@@ -169,9 +169,7 @@ async def _refresh_run(
     return latencies, tokens
 
 
-async def _exchange_run(
-    flow: Flow, codes: list[tuple[str, str]], connections: int
-) -> list[float]:
+async def _exchange_run(flow: Flow, codes: list[tuple[str, str]], connections: int) -> list[float]:
     latencies: list[float] = []
     queue = list(codes)
 
