@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,9 +32,13 @@ class ClientProblem(Exception):
     """The client_id or redirect_uri cannot be trusted: show a page, never redirect."""
 
 
+# Built once (see app/oauth/issuance.py's _REFRESH_BY_HASH): every token request runs it.
+_CLIENT_BY_ID = select(OAuthClient).where(OAuthClient.client_id == bindparam("client_id"))
+
+
 async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
-    stmt = select(OAuthClient).where(OAuthClient.client_id == client_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    result = await session.execute(_CLIENT_BY_ID, {"client_id": client_id})
+    return result.scalar_one_or_none()
 
 
 async def _cimd_client(session: AsyncSession, document: ClientMetadataDocument) -> OAuthClient:

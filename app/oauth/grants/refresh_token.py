@@ -4,11 +4,12 @@ revoke the grant on reuse after it (OAuth 2.1 §4.3.1)."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -219,17 +220,37 @@ async def _rotate(
     )
     sealed = await envelope.seal(pair.to_bytes(), context=_successor_context(row))
     successor_row = new_refresh_row(settings, row.grant, client, row.scopes, pair.refresh_token)
-    session.add(successor_row)
-    await session.flush()
+    successor_row.id = uuid.uuid4()
+    # The guarded UPDATE decides the race; the successor is written (with the audit event, in
+    # the commit's one flush) only by the request that won it. successor_id is no foreign key,
+    # so it may name the row before the row exists inside this transaction.
     rotated = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
-        .values(rotated_at=now, successor_id=successor_row.id, successor_sealed=sealed.to_bytes())
+        _ROTATE,
+        {
+            "row_id": row.id,
+            "at": now,
+            "successor": successor_row.id,
+            "sealed": sealed.to_bytes(),
+        },
     )
-    if rows_affected(rotated):
-        return True
-    await session.delete(successor_row)
-    return False
+    if not rows_affected(rotated):
+        return False
+    session.add(successor_row)
+    return True
+
+
+# Built once (app/oauth/issuance.py's _REFRESH_BY_HASH). synchronize_session=False: the row in
+# hand is not read again after a rotation; a lost race re-reads it (`_live_head`).
+_ROTATE = (
+    update(RefreshToken)
+    .where(RefreshToken.id == bindparam("row_id"), RefreshToken.rotated_at.is_(None))
+    .values(
+        rotated_at=bindparam("at"),
+        successor_id=bindparam("successor"),
+        successor_sealed=bindparam("sealed"),
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 def _refresh_outcome(
