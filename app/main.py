@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
     # The router tries routes in order: /mcp, the hot path, goes before the pages and the AS.
     if serves_mcp:
-        endpoint = _install_resource_server(app, settings, connectors.values())
+        endpoint = _install_resource_server(app, settings, connectors.values(), telemetry.enabled)
     if serves_auth:
         _install_authorization_server(app)
     app.add_middleware(PublicCors, paths=PUBLIC_CORS_PATHS)
@@ -333,7 +333,7 @@ async def _purge_periodically(
 
 
 def _install_resource_server(
-    app: FastAPI, settings: Settings, connectors: Iterable[Connector]
+    app: FastAPI, settings: Settings, connectors: Iterable[Connector], tracing: bool
 ) -> McpEndpointLike:
     # Imported here, not at the top: role `auth` never loads the MCP SDK
     # (tests/test_roles_imports.py).
@@ -341,9 +341,8 @@ def _install_resource_server(
     from app.mcp.server import GatehouseMCP
     from app.mcp.tools import register_all
 
-    return install(
-        app, settings, register_all(GatehouseMCP(settings), connectors, settings.mcp_toolsets)
-    )
+    server = GatehouseMCP(settings, tracing=tracing)
+    return install(app, settings, register_all(server, connectors, settings.mcp_toolsets))
 
 
 async def _start_resource_server(

@@ -250,6 +250,48 @@ def record_full_collections(gc_file: Path, runs: list[dict[str, Any]]) -> None:
         run["gc_full_ms_total"] = sum(pauses)
 
 
+def _fresh_database(url: str) -> str:
+    """Drop and create the database `url` names (psql on the same server)."""
+    name = url.rsplit("/", 1)[1]
+    server = url.rsplit("/", 1)[0] + "/postgres"
+    for sql in (f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'):
+        subprocess.run(["psql", server, "-qc", sql], check=True, capture_output=True)
+    return url
+
+
+def print_report(
+    args: argparse.Namespace,
+    results: dict[str, dict[str, dict[str, Any]]],
+    generations: list[str],
+    load_before: list[str],
+) -> None:
+    import report
+    import signin_load
+    import token_bench
+
+    tokens = token_bench.measure(
+        _fresh_database(args.token_database_url), seconds=args.seconds, connections=16, codes=1500
+    )
+    signin = signin_load.measure(args.database_url, seconds=args.seconds, signers=8, rate=200)
+    setup = (
+        f"wrk -t1 -c{args.connections}, {args.seconds} s runs after {args.warmup} s of warm-up, "
+        f"median of {args.rounds} rounds; each server alone on core {SERVER_CORE}, one worker "
+        f"(uvicorn, uvloop, httptools, no access log), wrk on core {LOAD_CORE}."
+    )
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    print()
+    print(
+        report.render(
+            results,
+            generations,
+            setup=setup,
+            tokens=tokens,
+            signin=signin,
+            load=(" ".join(load_before), " ".join(load_after)),
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
@@ -278,12 +320,30 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument(
+        "--report",
+        action="store_true",
+        help="the whole table of docs/PERFORMANCE.md: every /mcp target (3 rounds unless "
+        "--rounds), the token endpoint on PostgreSQL (--token-database-url) and the sign-in "
+        "load, ratios first, with the spread across rounds",
+    )
+    parser.add_argument(
+        "--token-database-url",
+        default="postgresql://postgres@127.0.0.1:5432/bench",
+        help="with --report: an empty PostgreSQL database for the token endpoint run "
+        "(dropped and created again)",
+    )
+    parser.add_argument(
         "--gc-pauses",
         action="store_true",
         help="record each server's garbage collections (bench/gcprobe) and report the full "
         "ones that fell inside the measured runs",
     )
     args = parser.parse_args()
+    if args.report:
+        args.targets = "gatehouse,peer,peer-sse,ceiling,ceiling-raw"
+        args.rounds = max(args.rounds, 3)
+        args.serve_args = args.serve_args or "--no-access-log"  # the others keep no access log
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
     if not shutil.which("wrk") or not shutil.which("taskset"):
         raise SystemExit("needs wrk and taskset (apt-get install -y wrk util-linux)")
 
@@ -439,6 +499,8 @@ def main() -> None:
                     for k in ("gc_full_count", "gc_full_ms_max", "gc_full_ms_total")
                 )
                 print(f"| {generation} | {target} | {count:.0f} | {longest:.1f} | {total:.0f} |")
+    if args.report:
+        print_report(args, results, generations, load_before)
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -9,6 +9,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any, Required, TypedDict, TypeVar, Unpack
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
@@ -87,7 +88,7 @@ PRIVATE_LISTS: dict[CacheableMethod, CacheHint] = {
 class GatehouseMCP:
     """An MCPServer plus the scope each tool requires (checked before the SDK sees the call)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, tracing: bool = True) -> None:
         self.tool_scopes: dict[str, frozenset[str]] = {}
         self.prompt_arguments: dict[str, frozenset[str]] = {}
         self.tool_requires: dict[str, tuple[str, ...]] = {}
@@ -114,6 +115,14 @@ class GatehouseMCP:
             ],
             cache_hints=PRIVATE_LISTS,
         )
+        if not tracing:
+            # The SDK's own span per message "is a no-op until an OTel exporter is installed.
+            # Drop it from this list to opt out" (mcp.server.lowlevel.server): with no exporter
+            # configured it would only cost time on every request.
+            lowlevel = self.server._lowlevel_server  # noqa: SLF001
+            lowlevel.middleware = [
+                m for m in lowlevel.middleware if not isinstance(m, OpenTelemetryMiddleware)
+            ]
         self.server.completion()(self.completions.complete)  # type: ignore[no-untyped-call]
         # logging/setLevel (handshake generation; 2026-07-28 sends the level per request in
         # _meta). Stateless, there is no session to remember it in: the level is accepted and

@@ -1,0 +1,215 @@
+"""Does a burst of sign-ins stall the event loop? /mcp and /health latency with and without one.
+
+    .venv/bin/python bench/signin_load.py [--database-url URL] [--seconds 10] [--signers 8]
+
+Gatehouse runs alone on core 1 (one worker, no access log); this driver on core 0. Two probes
+run at a fixed rate, open loop (each request is timed from when it was due, so a stalled loop
+shows as latency, not as fewer requests): a `tools/call` of `whoami` on /mcp and a GET /health.
+They run first alone, then while `--signers` loops sign in as fast as they can (GET /sign-in,
+POST /sign-in with the right password), which keeps every password-hash slot busy
+(PASSWORD_HASH_CONCURRENCY defaults to the core count) and the gate's queue full. The sign-in
+rate limits are raised for the run so the load reaches the hasher.
+
+Reported: p50/p99 per probe, alone and under the sign-in load, their ratio (target: p99 within
+1.5x), and the sign-ins completed per second (and refused with 503 by the gate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MODERN, routing_headers, tools_call_body  # noqa: E402
+from run import CSRF_RE, PYTHON, ROOT, Server, get_token  # noqa: E402
+
+BASE = "http://127.0.0.1:8101"
+PASSWORD = "correct horse battery staple"
+RAISED_LIMIT = "100000 per minute"
+
+
+def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1:8101"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Probe:
+    """Requests at a fixed rate over a few keep-alive connections; latency from the due time."""
+
+    def __init__(self, name: str, raw: bytes, rate: float) -> None:
+        self.name, self.raw, self.interval = name, raw, 1.0 / rate
+        self.latencies: list[float] = []
+        self.failures = 0
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def _one(self, due: float) -> None:
+        if self._idle:
+            reader, writer = self._idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", 8101)
+        writer.write(self.raw)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        self.latencies.append(time.perf_counter() - due)
+        if not head.startswith(b"HTTP/1.1 200"):
+            self.failures += 1
+        self._idle.append((reader, writer))
+
+    async def run(self, seconds: float) -> None:
+        # Connections left idle since the last run may have met the server's keep-alive timeout.
+        for _, writer in self._idle:
+            writer.close()
+        self._idle = []
+        self.latencies, self.failures = [], 0
+        start = time.perf_counter()
+        tasks = []
+        n = 0
+        while (due := start + n * self.interval) < start + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(self._one(due)))
+            n += 1
+        await asyncio.gather(*tasks)
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        return {
+            "requests": len(ordered),
+            "failures": self.failures,
+            "p50_ms": statistics.median(ordered) * 1000,
+            "p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000,
+        }
+
+
+async def _sign_in_loop(email: str, stop: asyncio.Event, counts: dict[str, int]) -> None:
+    async with httpx.AsyncClient(base_url=BASE, timeout=30) as browser:
+        while not stop.is_set():
+            browser.cookies.clear()
+            page = (await browser.get("/sign-in")).text
+            form = {
+                "email": email,
+                "password": PASSWORD,
+                "csrf_token": CSRF_RE.search(page).group(1),  # type: ignore[union-attr]
+            }
+            answer = await browser.post("/sign-in", data=form)
+            key = "signed_in" if answer.status_code == 303 else str(answer.status_code)
+            counts[key] = counts.get(key, 0) + 1
+
+
+async def _phases(token: str, email: str, seconds: float, signers: int, rate: float) -> Any:
+    body = json.dumps(tools_call_body(MODERN), separators=(",", ":")).encode()
+    mcp_headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {token}",
+        "MCP-Protocol-Version": MODERN,
+        **routing_headers(MODERN),
+    }
+    probes = [
+        Probe("/mcp", _request("POST", "/mcp", mcp_headers, body), rate),
+        Probe("/health", _request("GET", "/health", {}), rate),
+    ]
+    for probe in probes:  # warm up the connections and the token cache
+        await probe.run(1.0)
+    alone = []
+    for probe in probes:
+        await probe.run(seconds)
+        alone.append(probe.summary())
+    stop, counts = asyncio.Event(), {}
+    loops = [asyncio.create_task(_sign_in_loop(email, stop, counts)) for _ in range(signers)]
+    await asyncio.sleep(2.0)  # the hasher saturated, the gate's queue full
+    counts.clear()
+    started = time.perf_counter()
+    loaded = []
+    for probe in probes:
+        await probe.run(seconds)
+        loaded.append(probe.summary())
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await asyncio.gather(*loops)
+    rates = {k: v / elapsed for k, v in counts.items()}
+    return [(p.name, a, b) for p, a, b in zip(probes, alone, loaded, strict=True)], rates
+
+
+def measure(database_url: str, *, seconds: float, signers: int, rate: float) -> Any:
+    work = Path(tempfile.mkdtemp(prefix="gatehouse-signin-load-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env |= {
+        "HOST": "127.0.0.1",
+        "PORT": "8101",
+        "PUBLIC_URL": BASE,
+        "VAR_DIR": str(work / "var"),
+        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{work}/gatehouse.db",
+        "GATEHOUSE_ENV": "development",
+        "SIGNIN_LIMIT_IP": RAISED_LIMIT,
+        "SIGNIN_LIMIT_ACCOUNT": RAISED_LIMIT,
+        "SIGNIN_LIMIT_ACCOUNT_TOTAL": RAISED_LIMIT,
+        "SIGNUP_LIMIT_IP": RAISED_LIMIT,
+    }
+    subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True)
+    argv = [PYTHON, "-m", "app", "serve", "--no-access-log"]
+    server = Server("gatehouse", argv, 8101, env, work / "gatehouse.log")
+    try:
+        token = get_token(BASE, f"{BASE}/mcp")
+        email = f"signer-{secrets.token_hex(4)}@example.com"
+        with httpx.Client(base_url=BASE, timeout=30) as browser:
+            page = browser.get("/sign-up").text
+            form = {
+                "email": email,
+                "password": PASSWORD,
+                "name": "Signer",
+                "csrf_token": CSRF_RE.search(page).group(1),  # type: ignore[union-attr]
+            }
+            assert browser.post("/sign-up", data=form).status_code == 303
+        return asyncio.run(_phases(token, email, seconds, signers, rate))
+    finally:
+        server.stop()
+
+
+def report(results: Any) -> None:
+    rows, rates = results
+    print(
+        "| probe | p50 ms alone | p99 ms alone | p50 ms under sign-ins | p99 ms under sign-ins "
+        "| p99 ratio |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, alone, loaded in rows:
+        print(
+            f"| {name} | {alone['p50_ms']:.2f} | {alone['p99_ms']:.2f} | {loaded['p50_ms']:.2f} "
+            f"| {loaded['p99_ms']:.2f} | {loaded['p99_ms'] / alone['p99_ms']:.2f}× |"
+        )
+    done = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(rates.items()))
+    print(f"\nsign-in answers during the loaded runs: {done}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--signers", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=200, help="requests/s per probe")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {0})
+    report(measure(args.database_url, seconds=args.seconds, signers=args.signers, rate=args.rate))
+
+
+if __name__ == "__main__":
+    main()
