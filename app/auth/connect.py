@@ -1,4 +1,5 @@
-"""`/connect`: the MCP URL and short steps for each client (data in app/connect_guide.py)."""
+"""`/connect`: the MCP URL and short steps for each client (data in app/clients_guide.py, the
+list the README's client table is rendered from too)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.auth.deps import CurrentUser
-from app.connect_guide import guides_for
+from app.clients_guide import for_page
 from app.kit.web import PAGE_CSP, SettingsDep, render
 
 router = APIRouter(tags=["accounts"])
@@ -21,6 +22,6 @@ async def connect_page(request: Request, user: CurrentUser, settings: SettingsDe
     return render(
         request,
         "connect.html",
-        {"mcp_url": settings.mcp_resource, "guides": guides_for(settings.mcp_resource)},
+        {"mcp_url": settings.mcp_resource, "guides": for_page(settings.mcp_resource)},
         headers={"Content-Security-Policy": CONNECT_CSP},
     )
