@@ -26,6 +26,7 @@ class Client:
     snippet: str = ""  # a configuration file's content, shown with the first step
     note: str = ""  # what the person must know before starting
     featured: bool = True  # /connect shows it in full; the others are folded under "More clients"
+    hosted: bool = False  # connects from its maker's cloud: needs a public https MCP URL
 
 
 CLIENTS: tuple[Client, ...] = (
@@ -39,6 +40,7 @@ CLIENTS: tuple[Client, ...] = (
             "Choose *Connect*, then sign in and approve.",
         ),
         note="Claude connects from Anthropic's cloud: the URL must be a public https address.",
+        hosted=True,
         habits=(
             "Connects from Anthropic's shared egress addresses; registers (sometimes twice per "
             "attempt) with `https://claude.ai/api/mcp/auth_callback`; asks for `scope=claudeai`; "
@@ -76,6 +78,7 @@ CLIENTS: tuple[Client, ...] = (
             "Choose *Create*, then sign in and approve.",
         ),
         note="ChatGPT connects from OpenAI's cloud: the URL must be a public https address.",
+        hosted=True,
         habits=(
             "Identifies itself with a Client ID Metadata Document that names `private_key_jwt` "
             "and a `jwks_uri` (RS256); hosted, shared egress"
@@ -255,6 +258,7 @@ class PageGuide:
     snippet: str
     note: str
     featured: bool
+    hosted: bool
 
 
 def for_page(mcp_url: str) -> list[PageGuide]:
@@ -269,6 +273,7 @@ def for_page(mcp_url: str) -> list[PageGuide]:
             snippet=fill(client.snippet),
             note=fill(client.note),
             featured=client.featured,
+            hosted=client.hosted,
         )
         for client in CLIENTS
     ]

@@ -12,6 +12,7 @@ import httpx
 from markupsafe import escape
 
 from app.clients_guide import CLIENTS, how_to_connect, markdown_table, segments
+from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.helpers import sign_up
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -97,3 +98,25 @@ async def test_the_connect_page_shows_each_clients_steps_with_the_mcp_url(
     assert "<em>Add custom connector</em>" in page
     for name in ON_CONNECT:  # the six are shown in full, each under its own heading
         assert re.search(rf"<h2>{re.escape(name)}[^<]*</h2>", page), name
+
+
+async def test_on_a_loopback_address_the_page_says_hosted_clients_cannot_reach_it(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client)
+    page = (await client.get("/connect")).text
+    assert 'id="local-only"' in page
+    assert "Claude and ChatGPT connect from their own cloud and cannot reach it" in page
+    assert '<p class="warning">Claude connects from Anthropic' in page
+
+
+async def test_on_a_public_https_address_the_page_warns_of_nothing(
+    backend: Backend, tmp_path: Path
+) -> None:
+    settings = make_settings(backend, tmp_path, public_url="https://gatehouse.example")
+    async with running_app(settings) as app, client_for(app) as client:
+        await sign_up(client)
+        page = (await client.get("/connect")).text
+    assert '<code id="mcp-url" class="url">https://gatehouse.example/mcp</code>' in page
+    assert 'id="local-only"' not in page
+    assert 'class="warning"' not in page
