@@ -231,3 +231,22 @@ async def test_the_cli_elsewhere_finds_the_servers_database_through_gatehouse_en
     assert created.code == 0, created.text
     assert "first@example.com" in listing.text
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_banner_names_the_cli_the_way_this_shell_runs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`make run` leaves the CLI at .venv/bin/gatehouse, which no PATH names: the banner's
+    "or from a shell" line says that path; with the venv on PATH, plain `gatehouse`."""
+    from app.cli.serve import cli_command
+
+    script = Path(sys.executable).parent / "gatehouse"
+    if not script.exists():
+        pytest.skip("the package is not installed into this interpreter's environment")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    shown = cli_command()
+    assert shown != "gatehouse"
+    assert (ROOT / shown).resolve() == script.resolve()
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+    assert cli_command() == "gatehouse"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import shutil
 import socket
+import sys
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -17,6 +20,19 @@ from app.cli.problems import bind_problem
 from app.config import Settings
 from app.kit.envelope import LocalKeyProvider, VaultKeyError
 from app.telemetry import log_config
+
+
+def cli_command() -> str:
+    """How this shell runs the CLI: `gatehouse` when it is on PATH, else the script beside this
+    interpreter (`make run` leaves it at .venv/bin/gatehouse, which no PATH names)."""
+    script = Path(sys.executable).parent / "gatehouse"
+    on_path = shutil.which("gatehouse")
+    if not script.exists() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "gatehouse"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def serve(
@@ -54,7 +70,7 @@ def serve(
     if not settings.is_production:
         if settings.allow_signup:
             typer.echo(f"  create an account at {settings.public_url}/sign-up")
-        typer.echo("  or from a shell: gatehouse users create --email you@example.com")
+        typer.echo(f"  or from a shell: {cli_command()} users create --email you@example.com")
     config = uvicorn.Config(
         "app.asgi:app",
         workers=workers,

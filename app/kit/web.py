@@ -95,6 +95,8 @@ def render(
         "current_user": getattr(request.state, "user", None),
         "brand_name": settings.brand_name,
         "brand_logo": settings.brand_logo_path is not None,
+        # No SMTP_URL (development): each message is written to the server's log instead.
+        "mail_to_log": settings.smtp_url is None,
         **(context or {}),
     }
     response = templates.TemplateResponse(

@@ -9,7 +9,7 @@ import pytest
 
 from app.auth.device_names import device_name
 from tests.conftest import Backend, client_for, make_settings, running_app
-from tests.helpers import csrf_from, sign_up
+from tests.helpers import csrf_from, form_post, sign_up
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -63,6 +63,30 @@ async def test_sign_up_leads_to_the_connect_page_with_the_mcp_url(
     assert '<code id="mcp-url" class="url">http://127.0.0.1:8000/mcp</code>' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert '<script src="/static/copy.js" defer></script>' in page.text
+
+
+async def test_without_smtp_url_the_pages_say_the_mail_is_in_the_servers_log(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client)
+    account = await client.get("/account")
+    assert "Email address unverified." in account.text
+    assert 'id="mail-to-log"' in account.text
+    assert "so the message is in the server's log" in account.text
+    sent = await form_post(
+        client, "/forgot-password", "/forgot-password", {"email": "x@example.com"}
+    )
+    assert "Check your email" in sent.text
+    assert 'id="mail-to-log"' in sent.text
+
+
+async def test_with_no_app_connected_the_apps_page_points_to_connect(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client)
+    apps = await client.get("/account/apps")
+    assert "No apps are connected to your account yet." in apps.text
+    assert '<a href="/connect">Connect a client</a>' in apps.text
 
 
 async def test_the_connect_page_needs_a_sign_in(client: httpx.AsyncClient) -> None:

@@ -110,6 +110,7 @@ async def test_the_account_page_says_unverified_and_sends_the_link_again(
     account = await client.get("/account")
     assert "Email address unverified." in account.text
     assert 'action="/account/verify-email"' in account.text
+    assert 'id="mail-to-log"' not in account.text  # SMTP_URL is set: the mail went out
 
     sent = await form_post(client, "/account", "/account/verify-email", {})
     assert sent.status_code == 200
