@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -97,11 +99,10 @@ def create_engine(database_url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         database_url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         pool_timeout=POOL_TIMEOUT,
         hide_parameters=True,
         connect_args={
@@ -111,6 +112,44 @@ def create_engine(database_url: str) -> AsyncEngine:
             "server_settings": {"statement_timeout": str(int(STATEMENT_TIMEOUT * 1000))},
         },
     )
+    event.listen(engine.sync_engine, "checkin", _note_return)
+    event.listen(engine.sync_engine, "checkout", _PingIfIdle(engine.sync_engine.dialect))
+    return engine
+
+
+# A connection that sat idle may have outlived its server (a restart, a failover, a proxy's idle
+# timeout): it is pinged before use, and a dead one replaced, as `pool_pre_ping` would. One that
+# went back to the pool a moment ago is used as it is: pinging it too cost a round trip and a
+# tenth of a token grant's CPU (bench/token_bench.py). If the server died in that moment, the
+# request fails as during any outage (503 + Retry-After, app/failures.py), the pool drops every
+# connection it holds, and the next request connects afresh.
+PING_IDLE_AFTER = 2.0  # seconds
+
+
+def _note_return(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+    record.info["returned_at"] = time.monotonic()
+
+
+class _PingIfIdle:
+    """The checkout hook: ping a connection only when it has been idle."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def __call__(
+        self, dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
+    ) -> None:
+        returned = record.info.get("returned_at")
+        if returned is not None and time.monotonic() - returned < PING_IDLE_AFTER:
+            return
+        # SQLAlchemy's "pessimistic" recipe: DisconnectionError makes the pool discard this
+        # connection and check out a fresh one (up to three times).
+        try:
+            alive = self.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection is gone") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection is gone")
 
 
 def _ensure_sqlite_directory(database_url: str) -> None:
