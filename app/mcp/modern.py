@@ -17,12 +17,13 @@ same bytes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mcp.server import _streamable_http_modern as sdk_modern
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
-from mcp.server.runner import serve_one
+from mcp.server.runner import modern_error_data, serve_one
 from mcp.server.streamable_http import check_accept_headers
 from mcp.shared.inbound import (
     InboundLadderRejection,
@@ -32,10 +33,11 @@ from mcp.shared.inbound import (
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import JSONRPCRequest
+from mcp_types import JSONRPCError, JSONRPCRequest
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Send
 
 LISTEN = "subscriptions/listen"
@@ -78,16 +80,25 @@ async def answer(
         message_metadata=ServerMessageMetadata(request_context=request),
         progress_token=progress_token_from_params(req.params),
     )
-    reply = await sdk_modern._to_jsonrpc_response(
-        req.id,
-        serve_one(
+    try:
+        result = await serve_one(
             server,
             dctx,
             req.method,
             req.params,
             connection=connection,
             lifespan_state=lifespan_state,
-        ),
-    )
-    await sdk_modern._write(reply, request.scope, request.receive, send)
+        )
+    except Exception as exc:  # as the SDK's _to_jsonrpc_response: the ladder maps it
+        error = JSONRPCError(jsonrpc="2.0", id=req.id, error=modern_error_data(exc))
+        await sdk_modern._write(error, request.scope, request.receive, send)
+        return True
+    # The SDK's _write of a JSONRPCResponse: model_dump(mode="json", by_alias=True,
+    # exclude_none=True) leaves the result dict as it is (serve_one already shaped it for the
+    # wire), so the envelope is written directly; tests/mcp/test_modern_equivalence.py holds it
+    # to the SDK's bytes.
+    body = {"jsonrpc": "2.0", "id": req.id, "result": result}
+    await Response(
+        json.dumps(body, separators=(",", ":")), status_code=200, media_type="application/json"
+    )(request.scope, request.receive, send)
     return True
