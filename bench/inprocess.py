@@ -146,18 +146,10 @@ def main() -> None:
         worker(args)
         return
 
-    from run import PYTHON, Server, get_token
+    from run import PYTHON, Server, gatehouse_env, get_token
 
     work = Path(tempfile.mkdtemp(prefix="gatehouse-inprocess-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env |= {
-        "HOST": "127.0.0.1",
-        "PORT": "8101",
-        "PUBLIC_URL": BASE,
-        "VAR_DIR": str(work / "var"),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{work}/gatehouse.db",
-        "GATEHOUSE_ENV": "development",
-    }
+    env = gatehouse_env(work)
     subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True)
     server = Server("gatehouse", [PYTHON, "-m", "app", "serve"], 8101, env, work / "gh.log")
     try:

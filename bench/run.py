@@ -44,6 +44,7 @@ LOAD_CORE = "0"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 PENDING_RE = re.compile(r'name="pending" value="([^"]+)"')
 REDIRECT_URI = "http://127.0.0.1:33418/callback"
+PASSWORD = "correct horse battery staple"
 
 LUA = r"""
 wrk.method = "POST"
@@ -131,32 +132,59 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def gatehouse_env(work: Path, database_url: str = "", **extra: str) -> dict[str, str]:
+    """The environment every bench runs Gatehouse with: on 127.0.0.1:8101, its own VAR_DIR, the
+    database given (default a fresh SQLite file in `work`), no OpenTelemetry export."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return env | {
+        "HOST": "127.0.0.1",
+        "PORT": "8101",
+        "PUBLIC_URL": "http://127.0.0.1:8101",
+        "VAR_DIR": str(work / "var"),
+        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{work}/gatehouse.db",
+        "GATEHOUSE_ENV": "development",
+        **extra,
+    }
+
+
+def sign_up(browser: httpx.Client, email: str = "") -> str:
+    """A new account through the sign-up form; its email (password: PASSWORD)."""
+    email = email or f"bench-{secrets.token_hex(4)}@example.com"
+    page = browser.get("/sign-up").text
+    form = {
+        "email": email,
+        "password": PASSWORD,
+        "name": "Bench User",
+        "csrf_token": CSRF_RE.search(page).group(1),  # type: ignore[union-attr]
+    }
+    assert browser.post("/sign-up", data=form).status_code == 303
+    return email
+
+
+def register_public_client(browser: httpx.Client) -> str:
+    """A public client (PKCE, no secret) with the bench's redirect URI; its client_id."""
+    client = browser.post(
+        "/register",
+        json={
+            "client_name": "Bench Client",
+            "redirect_uris": [REDIRECT_URI],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+        },
+    ).json()
+    return str(client["client_id"])
+
+
 def get_token(base: str, resource: str) -> str:
     """The whole OAuth flow, as a browser and a public client would run it."""
     with httpx.Client(base_url=base, timeout=10) as browser:
-        page = browser.get("/sign-up").text
-        email = f"bench-{secrets.token_hex(4)}@example.com"
-        form = {
-            "email": email,
-            "password": "correct horse battery staple",
-            "name": "Bench User",
-            "csrf_token": CSRF_RE.search(page).group(1),  # type: ignore[union-attr]
-        }
-        assert browser.post("/sign-up", data=form).status_code == 303
-        client = browser.post(
-            "/register",
-            json={
-                "client_name": "Bench Client",
-                "redirect_uris": [REDIRECT_URI],
-                "token_endpoint_auth_method": "none",
-                "grant_types": ["authorization_code", "refresh_token"],
-            },
-        ).json()
+        sign_up(browser)
+        client_id = register_public_client(browser)
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
         params = {
             "response_type": "code",
-            "client_id": client["client_id"],
+            "client_id": client_id,
             "redirect_uri": REDIRECT_URI,
             "state": "bench",
             "code_challenge": challenge.rstrip(b"=").decode(),
@@ -182,7 +210,7 @@ def get_token(base: str, resource: str) -> str:
                 "code": query["code"][0],
                 "redirect_uri": REDIRECT_URI,
                 "code_verifier": verifier,
-                "client_id": client["client_id"],
+                "client_id": client_id,
             },
         ).json()
         return str(token["access_token"])
@@ -351,15 +379,7 @@ def main() -> None:
     base = "http://127.0.0.1:8101"
     audience = f"{base}/mcp"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    gh_env = {
-        **env,
-        "HOST": "127.0.0.1",
-        "PORT": "8101",
-        "PUBLIC_URL": base,
-        "VAR_DIR": str(work / "var"),
-        "DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{work}/gatehouse.db",
-        "GATEHOUSE_ENV": "development",
-    }
+    gh_env = gatehouse_env(work, args.database_url)
     subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=gh_env, check=True)
     generations = args.generations.split(",")
     targets = args.targets.split(",")

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -33,10 +32,18 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODERN, routing_headers, tools_call_body  # noqa: E402
-from run import CSRF_RE, PYTHON, ROOT, Server, get_token  # noqa: E402
+from run import (  # noqa: E402
+    CSRF_RE,
+    PASSWORD,
+    PYTHON,
+    ROOT,
+    Server,
+    gatehouse_env,
+    get_token,
+    sign_up,
+)
 
 BASE = "http://127.0.0.1:8101"
-PASSWORD = "correct horse battery staple"
 RAISED_LIMIT = "100000 per minute"
 
 
@@ -151,34 +158,21 @@ async def _phases(token: str, email: str, seconds: float, signers: int, rate: fl
 
 def measure(database_url: str, *, seconds: float, signers: int, rate: float) -> Any:
     work = Path(tempfile.mkdtemp(prefix="gatehouse-signin-load-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env |= {
-        "HOST": "127.0.0.1",
-        "PORT": "8101",
-        "PUBLIC_URL": BASE,
-        "VAR_DIR": str(work / "var"),
-        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{work}/gatehouse.db",
-        "GATEHOUSE_ENV": "development",
-        "SIGNIN_LIMIT_IP": RAISED_LIMIT,
-        "SIGNIN_LIMIT_ACCOUNT": RAISED_LIMIT,
-        "SIGNIN_LIMIT_ACCOUNT_TOTAL": RAISED_LIMIT,
-        "SIGNUP_LIMIT_IP": RAISED_LIMIT,
-    }
+    env = gatehouse_env(
+        work,
+        database_url,
+        SIGNIN_LIMIT_IP=RAISED_LIMIT,
+        SIGNIN_LIMIT_ACCOUNT=RAISED_LIMIT,
+        SIGNIN_LIMIT_ACCOUNT_TOTAL=RAISED_LIMIT,
+        SIGNUP_LIMIT_IP=RAISED_LIMIT,
+    )
     subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True)
     argv = [PYTHON, "-m", "app", "serve", "--no-access-log"]
     server = Server("gatehouse", argv, 8101, env, work / "gatehouse.log")
     try:
         token = get_token(BASE, f"{BASE}/mcp")
-        email = f"signer-{secrets.token_hex(4)}@example.com"
         with httpx.Client(base_url=BASE, timeout=30) as browser:
-            page = browser.get("/sign-up").text
-            form = {
-                "email": email,
-                "password": PASSWORD,
-                "name": "Signer",
-                "csrf_token": CSRF_RE.search(page).group(1),  # type: ignore[union-attr]
-            }
-            assert browser.post("/sign-up", data=form).status_code == 303
+            email = sign_up(browser)
         return asyncio.run(_phases(token, email, seconds, signers, rate))
     finally:
         server.stop()

@@ -39,7 +39,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import CSRF_RE, PENDING_RE, PYTHON, REDIRECT_URI, ROOT, Server  # noqa: E402
+from run import (  # noqa: E402
+    CSRF_RE,
+    PENDING_RE,
+    PYTHON,
+    REDIRECT_URI,
+    ROOT,
+    Server,
+    gatehouse_env,
+    register_public_client,
+    sign_up,
+)
 
 BASE = "http://127.0.0.1:8101"
 
@@ -87,23 +97,8 @@ class Flow:
 
     def __init__(self) -> None:
         self.browser = httpx.Client(base_url=BASE, timeout=30)
-        page = self.browser.get("/sign-up").text
-        form = {
-            "email": f"bench-{secrets.token_hex(4)}@example.com",
-            "password": "correct horse battery staple",
-            "name": "Bench User",
-            "csrf_token": CSRF_RE.search(page).group(1),  # type: ignore[union-attr]
-        }
-        assert self.browser.post("/sign-up", data=form).status_code == 303
-        self.client_id = self.browser.post(
-            "/register",
-            json={
-                "client_name": "Bench Client",
-                "redirect_uris": [REDIRECT_URI],
-                "token_endpoint_auth_method": "none",
-                "grant_types": ["authorization_code", "refresh_token"],
-            },
-        ).json()["client_id"]
+        sign_up(self.browser)
+        self.client_id = register_public_client(self.browser)
 
     def code(self) -> tuple[str, str]:
         """(code, verifier): consent once, remembered after that."""
@@ -209,16 +204,7 @@ def measure(
 ) -> list[dict[str, Any]]:
     """Start Gatehouse, run both loads, stop it; one summary per grant type."""
     work = Path(tempfile.mkdtemp(prefix="gatehouse-token-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env |= {
-        "HOST": "127.0.0.1",
-        "PORT": "8101",
-        "PUBLIC_URL": BASE,
-        "VAR_DIR": str(work / "var"),
-        "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{work}/gatehouse.db",
-        "GATEHOUSE_ENV": "development",
-        "SIGNUP_LIMIT_IP": "10000 per hour",
-    }
+    env = gatehouse_env(work, database_url, SIGNUP_LIMIT_IP="10000 per hour")
     subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True)
     server = Server(
         "gatehouse",

@@ -1,11 +1,13 @@
 """argon2id password hashing through pwdlib, always off the event loop.
 
-Hashes run in their own small thread pool whose threads run at a lower CPU priority than the
-event loop (Linux: a thread is a task with its own nice value). argon2 releases the GIL, so a
-hash competes with the loop only for the core; at nice +10 the scheduler gives the loop about
-nine tenths of a contended core, so a burst of sign-ins (bounded by PASSWORD_HASH_CONCURRENCY,
-app/kit/work_gate.py) cannot stall /mcp and /health (measured by bench/signin_load.py), while
-an idle core still hashes at full speed.
+Hashes run in their own thread pool whose threads run at the lowest CPU priority (Linux: a
+thread is a task with its own nice value). argon2 releases the GIL, so a hash competes with the
+event loop only for a core; at nice 19 against the loop's 0 the scheduler gives the loop about
+98% of a contended core and preempts a hash as soon as a request arrives, so a burst of sign-ins
+(bounded by PASSWORD_HASH_CONCURRENCY, app/kit/work_gate.py) cannot stall /mcp and /health
+(bench/signin_load.py measures it). A free core still hashes at full speed; only when every core
+is busy do sign-ins slow down, and then the work gate answers 503 + Retry-After to those that
+wait too long for a slot.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
-HASH_THREAD_NICENESS = 10  # added to the process's own nice value
+HASH_THREAD_NICENESS = 19  # added to the process's own nice value (capped at 19)
 
 T = TypeVar("T")
 
