@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -140,16 +140,17 @@ class _PingIfIdle:
         self, dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
     ) -> None:
         returned = record.info.get("returned_at")
-        if returned is not None and time.monotonic() - returned < PING_IDLE_AFTER:
+        # A connection made just now (record.info starts empty on each connect) needs no ping.
+        if returned is None or time.monotonic() - returned < PING_IDLE_AFTER:
             return
-        # SQLAlchemy's "pessimistic" recipe: DisconnectionError makes the pool discard this
-        # connection and check out a fresh one (up to three times).
+        # As pool_pre_ping does: InvalidatePoolError makes the pool discard this connection and
+        # every other one made before now, and check out a fresh one (up to three times).
         try:
             alive = self.dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            raise DisconnectionError("the pooled connection is gone") from exc
+            raise InvalidatePoolError("the pooled connection is gone") from exc
         if not alive:
-            raise DisconnectionError("the pooled connection is gone")
+            raise InvalidatePoolError("the pooled connection is gone")
 
 
 def _ensure_sqlite_directory(database_url: str) -> None:

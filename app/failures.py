@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.kit.text import BadText
 from app.kit.web import render
+from app.kit.work_gate import GateBusy
 
 logger = logging.getLogger("gatehouse.errors")
 
@@ -90,9 +91,23 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     path = request.url.path
     name = type(exc).__name__
     logger.warning("a backing service is unavailable (%s) at %s %s", name, request.method, path)
-    headers = {"Retry-After": RETRY_AFTER, **NO_STORE}
-    kind = kind_of_path(request.url.path)
     description = "The service is temporarily unavailable; retry shortly."
+    return _retry_later(request, description, RETRY_AFTER)
+
+
+async def busy(request: Request, exc: Exception) -> Response:
+    """Expensive work with no slot free (app/kit/work_gate.py): the server is busy, not the
+    client wrong; routes that expect it answer it themselves, this catches the rest."""
+    if not isinstance(exc, GateBusy):  # pragma: no cover
+        raise exc
+    logger.warning("%s at %s %s", exc, request.method, request.url.path)
+    description = "The service is busy; retry shortly."
+    return _retry_later(request, description, str(exc.retry_after))
+
+
+def _retry_later(request: Request, description: str, retry_after: str) -> Response:
+    headers = {"Retry-After": retry_after, **NO_STORE}
+    kind = kind_of_path(request.url.path)
     if kind in ("oauth", "json"):
         # RFC 6749 §4.1.2.1 defines temporarily_unavailable ("unable to handle the request
         # due to a temporary overloading or maintenance") for authorization responses;
@@ -140,3 +155,4 @@ def install_failure_handlers(app: FastAPI) -> None:
     for family in (SQLAlchemyError, OSError, redis.RedisError, StorageError):
         app.add_exception_handler(family, unavailable)
     app.add_exception_handler(BadText, bad_text)
+    app.add_exception_handler(GateBusy, busy)

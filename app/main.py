@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
+from app.auth import passwords
 from app.auth.approval import AccountApprovalGate
 from app.auth.brand import router as brand_router
 from app.auth.connect import router as connect_router
@@ -170,11 +171,9 @@ class McpEndpointLike(Protocol):
 
 def _password_gate(settings: Settings) -> WorkGate:
     """Password hashes in flight in this process (PASSWORD_HASH_CONCURRENCY)."""
-    return WorkGate(
-        "password hash",
-        concurrency=settings.password_hash_concurrency or default_concurrency(),
-        wait=settings.password_hash_wait,
-    )
+    concurrency = settings.password_hash_concurrency or default_concurrency()
+    passwords.configure(concurrency)  # one hash thread per slot
+    return WorkGate("password hash", concurrency=concurrency, wait=settings.password_hash_wait)
 
 
 async def _start_services(

@@ -1,18 +1,25 @@
 """argon2id password hashing through pwdlib, always off the event loop.
 
-Hashes run in their own thread pool whose threads run at the lowest CPU priority (Linux: a
-thread is a task with its own nice value). argon2 releases the GIL, so a hash competes with the
-event loop only for a core; at nice 19 against the loop's 0 the scheduler gives the loop about
-98% of a contended core and preempts a hash as soon as a request arrives, so a burst of sign-ins
-(bounded by PASSWORD_HASH_CONCURRENCY, app/kit/work_gate.py) cannot stall /mcp and /health
-(bench/signin_load.py measures it). A free core still hashes at full speed; only when every core
-is busy do sign-ins slow down, and then the work gate answers 503 + Retry-After to those that
-wait too long for a slot.
+Hashes run in their own thread pool, one thread per PASSWORD_HASH_CONCURRENCY slot
+(`configure`), whose threads run at a lower CPU priority than the event loop (Linux: a thread is
+a task with its own nice value). argon2 releases the GIL, so a hash competes with the loop only
+for a core; at nice +10 the scheduler gives the loop about nine tenths of a contended core and
+preempts a hash as soon as a request arrives, so a burst of sign-ins cannot stall /mcp and
+/health (bench/signin_load.py measures it), while a free core still hashes at full speed. Nice
++10 rather than 19: when every core is busy a hash still gets a tenth of one, so sign-in slows
+down rather than stops.
+
+Every hash is counted before it is queued (count first, then work): routes that take the work
+gate (sign-in, sign-up, password change; app/kit/work_gate.py) are bounded by it, and any other
+caller (a password reset, an email change, ...) by `MAX_PENDING_PER_THREAD` here, past which the
+hash is refused with GateBusy (503 + Retry-After, app/failures.py) instead of queueing without
+end ahead of everyone's sign-in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -24,11 +31,15 @@ from anyio import CancelScope
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from app.kit.work_gate import GateBusy, default_concurrency
+
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
-HASH_THREAD_NICENESS = 19  # added to the process's own nice value (capped at 19)
+HASH_THREAD_NICENESS = 10  # added to the process's own nice value (capped at 19)
+MAX_PENDING_PER_THREAD = 8
 
 T = TypeVar("T")
+logger = logging.getLogger("gatehouse.auth")
 
 _hasher = PasswordHash((Argon2Hasher(),))
 # Verified against when the email is unknown, so a miss costs what a wrong password costs.
@@ -36,21 +47,49 @@ _DUMMY_HASH = _hasher.hash("gatehouse-timing-equaliser")
 
 
 def _lower_priority() -> None:
-    if sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS would mean the whole process
-        tid = threading.get_native_id()
+    if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS means the whole process
+        return
+    tid = threading.get_native_id()
+    try:
         current = os.getpriority(os.PRIO_PROCESS, tid)
         os.setpriority(os.PRIO_PROCESS, tid, min(19, current + HASH_THREAD_NICENESS))
+    except OSError as exc:  # a sandbox that forbids it: hash at the loop's priority
+        logger.warning("password-hash threads keep the loop's priority: %s", exc.strerror)
 
 
-_pool = ThreadPoolExecutor(thread_name_prefix="password-hash", initializer=_lower_priority)
+class _HashPool:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.pending = 0
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="password-hash", initializer=_lower_priority
+        )
+
+
+_pool = _HashPool(default_concurrency())
+
+
+def configure(concurrency: int) -> None:
+    """One hash thread per slot of the work gate (at start-up, before any hash)."""
+    global _pool  # noqa: PLW0603 - one pool per process, sized once from the settings
+    if concurrency != _pool.threads:
+        old, _pool = _pool, _HashPool(concurrency)
+        old.executor.shutdown(wait=False)
 
 
 async def _off_loop(work: Callable[..., T], *args: str) -> T:
     """Run `work` in a hash thread and wait for it even if the request is cancelled (as anyio's
-    to_thread does): the work gate's slot stays taken while the hash still runs."""
-    future = asyncio.get_running_loop().run_in_executor(_pool, work, *args)
-    with CancelScope(shield=True):
-        result = await future
+    to_thread does), so a slot stays taken while its hash still runs."""
+    pool = _pool
+    if pool.pending >= pool.threads * MAX_PENDING_PER_THREAD:
+        raise GateBusy("password hash", retry_after=2)
+    pool.pending += 1
+    try:
+        future = asyncio.get_running_loop().run_in_executor(pool.executor, work, *args)
+        with CancelScope(shield=True):
+            result = await future
+    finally:
+        pool.pending -= 1
     return result
 
 

@@ -277,6 +277,7 @@ class McpEndpoint:
             manager = self.json_manager
             if modern.is_modern(call.protocol_version):
                 scope[SCOPE_KEY] = call
+                request._body = body  # noqa: SLF001 - a tool may read it, as on the SDK's path
                 lifespan = manager._lifespan_state  # noqa: SLF001 - entered by manager.run()
                 sdk = self.server.server._lowlevel_server  # noqa: SLF001
                 if await modern.answer(sdk, lifespan, request, message, private_send(send)):

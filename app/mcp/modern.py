@@ -33,7 +33,7 @@ from mcp.shared.inbound import (
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import JSONRPCError, JSONRPCRequest
+from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -98,7 +98,12 @@ async def answer(
     # wire), so the envelope is written directly; tests/mcp/test_modern_equivalence.py holds it
     # to the SDK's bytes.
     body = {"jsonrpc": "2.0", "id": req.id, "result": result}
-    await Response(
-        json.dumps(body, separators=(",", ":")), status_code=200, media_type="application/json"
-    )(request.scope, request.receive, send)
+    try:
+        content = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):  # not plain JSON (a NaN, a datetime): the SDK's own writer
+        reply = JSONRPCResponse(jsonrpc="2.0", id=req.id, result=result)
+        await sdk_modern._write(reply, request.scope, request.receive, send)
+        return True
+    response = Response(content, status_code=200, media_type="application/json")
+    await response(request.scope, request.receive, send)
     return True

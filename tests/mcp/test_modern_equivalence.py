@@ -56,11 +56,17 @@ CASES: dict[str, tuple[str, dict[str, Any] | None]] = {
 }
 
 
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
 async def _send(
-    client: httpx.AsyncClient, body: dict[str, Any] | bytes, headers: dict[str, str]
-) -> tuple[int, list[tuple[str, str]], bytes]:
+    client: httpx.AsyncClient,
+    body: dict[str, Any] | bytes,
+    headers: dict[str, str] | list[tuple[str, str]],
+    path: str = "/mcp",
+) -> Answer:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = await client.post("/mcp", content=content, headers=headers)
+    response = await client.post(path, content=content, headers=headers)
     kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "date"]
     return response.status_code, kept, response.content
 
@@ -69,16 +75,17 @@ async def _both(
     client: httpx.AsyncClient,
     monkeypatch: pytest.MonkeyPatch,
     body: dict[str, Any] | bytes,
-    headers: dict[str, str],
-) -> tuple[tuple[int, list[tuple[str, str]], bytes], tuple[int, list[tuple[str, str]], bytes]]:
-    lean = await _send(client, body, headers)
+    headers: dict[str, str] | list[tuple[str, str]],
+    path: str = "/mcp",
+) -> tuple[Answer, Answer]:
+    lean = await _send(client, body, headers, path)
     with monkeypatch.context() as patched:
 
         async def sdk_only(*_args: Any) -> bool:
             return False
 
         patched.setattr(modern, "answer", sdk_only)
-        sdk = await _send(client, body, headers)
+        sdk = await _send(client, body, headers, path)
     return lean, sdk
 
 
@@ -111,41 +118,82 @@ async def test_the_lean_path_answers_the_common_case(
     assert answered == [True]
 
 
-def _refusals(token: str) -> dict[str, tuple[dict[str, Any] | bytes, dict[str, str]]]:
+Headers = dict[str, str] | list[tuple[str, str]]
+
+
+def _refusals(token: str) -> dict[str, tuple[dict[str, Any] | bytes, Headers]]:
+    """Requests at the edges of the ladder (a security review's list): each must get exactly
+    the SDK's answer, whichever path gives it."""
     body, headers = mcp_request(*_call("whoami"), token=token, version=MODERN)
+    listed = list(headers.items())
+    search, search_headers = mcp_request(
+        *_call("notes_search", {"query": "x"}), token=token, version=MODERN
+    )
     no_meta = {**body, "params": {"name": "whoami", "arguments": {}}}
+    meta = {**body["params"]["_meta"], "io.modelcontextprotocol/protocolVersion": "2025-06-18"}
+    initialize = {"protocolVersion": MODERN, "capabilities": {}, "clientInfo": {"name": "x"}}
     return {
         "a mismatched Mcp-Name": (body, {**headers, "Mcp-Name": "notes_list"}),
         "no Mcp-Method": (body, {k: v for k, v in headers.items() if k != "Mcp-Method"}),
         "no _meta envelope": (no_meta, headers),
         "an unsupported version": (body, {**headers, "MCP-Protocol-Version": "2099-01-01"}),
+        "a version that is no date": (body, {**headers, "MCP-Protocol-Version": "garbage"}),
         "a notification": ({k: v for k, v in body.items() if k != "id"}, headers),
         "a batch": (json.dumps([body]).encode(), headers),
         "a text/plain content type": (body, {**headers, "Content-Type": "text/plain"}),
+        "a JSON content type with a charset": (
+            body,
+            {**headers, "Content-Type": "application/json; charset=utf-8"},
+        ),
+        "an upper-case content type": (body, {**headers, "Content-Type": "APPLICATION/JSON"}),
+        "application/jsonx": (body, {**headers, "Content-Type": "application/jsonx"}),
         "an Accept without JSON": (body, {**headers, "Accept": "text/event-stream"}),
+        "Accept */*": (body, {**headers, "Accept": "*/*"}),
+        "Accept JSON only": (body, {**headers, "Accept": "application/json"}),
         "no jsonrpc member": ({k: v for k, v in body.items() if k != "jsonrpc"}, headers),
+        "jsonrpc 1.0": ({**body, "jsonrpc": "1.0"}, headers),
+        "a method that is a number": ({**body, "method": 5}, headers),
+        "a response-shaped body": ({"jsonrpc": "2.0", "id": 1, "result": {}}, headers),
+        "an extra member": ({**body, "extra": 1}, headers),
+        "a huge integer id": (json.dumps({**body, "id": 10**40}).encode(), headers),
+        "a negative id": ({**body, "id": -5}, headers),
+        "a string id": ({**body, "id": "abc"}, headers),
+        "an empty string id": ({**body, "id": ""}, headers),
+        "params a list": ({**body, "params": [1, 2]}, headers),
+        "params null": ({**body, "params": None}, headers),
         "an Mcp-Param header": (body, {**headers, "Mcp-Param-Query": "x"}),
+        "a matching Mcp-Param header": (search, {**search_headers, "Mcp-Param-Query": "x"}),
+        "a mismatched Mcp-Param header": (search, {**search_headers, "Mcp-Param-Query": "y"}),
+        "two version headers": (body, [*listed, ("MCP-Protocol-Version", "2025-06-18")]),
+        "two Mcp-Method headers": (body, [*listed, ("Mcp-Method", "tools/call")]),
+        "a _meta version that differs from the header": (
+            {**body, "params": {**body["params"], "_meta": meta}},
+            headers,
+        ),
+        "initialize at 2026-07-28": mcp_request(
+            "initialize", initialize, token=token, version=MODERN
+        ),
+        "subscriptions/listen with JSON only": (
+            mcp_request("subscriptions/listen", {}, token=token, version=MODERN)[0],
+            {**headers, "Mcp-Method": "subscriptions/listen", "Accept": "application/json"},
+        ),
     }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "a mismatched Mcp-Name",
-        "no Mcp-Method",
-        "no _meta envelope",
-        "an unsupported version",
-        "a notification",
-        "a batch",
-        "a text/plain content type",
-        "an Accept without JSON",
-        "no jsonrpc member",
-        "an Mcp-Param header",
-    ],
-)
+@pytest.mark.parametrize("case", list(_refusals("token")))
 async def test_what_the_sdk_refuses_is_refused_alike(
     client: httpx.AsyncClient, grant: Grant, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     body, headers = _refusals(grant.access_token)[case]
     lean, sdk = await _both(client, monkeypatch, body, headers)
     assert lean == sdk
+    assert dict(lean[1]).get("cache-control", "").startswith("no-store"), lean
+
+
+async def test_the_same_bytes_on_the_trailing_slash_path(
+    client: httpx.AsyncClient, grant: Grant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body, headers = mcp_request(*_call("whoami"), token=grant.access_token, version=MODERN)
+    lean, sdk = await _both(client, monkeypatch, body, headers, path="/mcp/")
+    assert lean == sdk
+    assert lean[0] == 200, lean
