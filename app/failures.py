@@ -10,8 +10,8 @@ each kind of endpoint, never a 500.
 from __future__ import annotations
 
 import logging
+import sys
 
-import redis.exceptions as redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from limits.errors import StorageError
@@ -44,7 +44,12 @@ def is_outage(exc: BaseException) -> bool:
     """The database (or the network to it) failed us: our fault, worth a retry."""
     if isinstance(exc, PoolTimeout | OSError):  # TimeoutError and ConnectionError are OSErrors
         return True
-    if isinstance(exc, StorageError | redis.ConnectionError | redis.TimeoutError):  # Redis away
+    if isinstance(exc, StorageError):  # Redis away, through the limits package
+        return True
+    # Redis is imported only when REDIS_URL is set (~8 MiB of modules otherwise resident for
+    # nothing): an exception of it can exist only once it has been imported.
+    redis = sys.modules.get("redis.exceptions")
+    if redis is not None and isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return True
     if not isinstance(exc, DBAPIError):
         return False
@@ -151,8 +156,15 @@ async def bad_text(request: Request, exc: Exception) -> Response:
     )
 
 
-def install_failure_handlers(app: FastAPI) -> None:
-    for family in (SQLAlchemyError, OSError, redis.RedisError, StorageError):
+def install_failure_handlers(app: FastAPI, *, uses_redis: bool) -> None:
+    """`uses_redis` (REDIS_URL is set): answer Redis's own errors too; importing redis only then
+    keeps its ~8 MiB of modules out of a process that never talks to it."""
+    families: list[type[Exception]] = [SQLAlchemyError, OSError, StorageError]
+    if uses_redis:
+        import redis.exceptions  # lazily, for memory (above)
+
+        families.append(redis.exceptions.RedisError)
+    for family in families:
         app.add_exception_handler(family, unavailable)
     app.add_exception_handler(BadText, bad_text)
     app.add_exception_handler(GateBusy, busy)

@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.state.settings = settings  # read by app.kit.web before and after start-up
     app.state.telemetry = telemetry
     install_error_handlers(app)
-    install_failure_handlers(app)
+    install_failure_handlers(app, uses_redis=bool(settings.redis_url))
     app.include_router(ops_router)
     app.mount("/static", StaticFiles(directory=APP_DIR / "static"), name="static")
     # The router tries routes in order: /mcp, the hot path, goes before the pages and the AS.

@@ -14,24 +14,23 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Span, Status, StatusCode
 
 from app import __version__
-from app.kit.scrub import scrub_attributes, scrub_text
+from app.kit.scrub import scrub_text
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from app.config import Settings
@@ -110,6 +109,8 @@ def setup_telemetry(settings: Settings) -> Telemetry:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from app.telemetry_export import ScrubbingSpanExporter
 
     resource = Resource.create(
         {
@@ -266,51 +267,6 @@ def traced(name: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-# -- export with scrubbing ---------------------------------------------------------------------
-
-
-class ScrubbingSpanExporter(SpanExporter):
-    """Wraps an exporter; every span is rebuilt with scrubbed attributes, events and status."""
-
-    def __init__(self, inner: SpanExporter) -> None:
-        self._inner = inner
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self._inner.export([_scrubbed(span) for span in spans])
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-def _scrubbed(span: ReadableSpan) -> ReadableSpan:
-    from opentelemetry.sdk.trace import Event, ReadableSpan
-
-    events = [
-        Event(event.name, scrub_attributes(event.attributes), event.timestamp)
-        for event in span.events
-    ]
-    status = span.status
-    if status.description:
-        status = Status(status.status_code, scrub_text(status.description))
-    return ReadableSpan(
-        name=scrub_text(span.name),
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=scrub_attributes(span.attributes),
-        events=events,
-        links=span.links,
-        kind=span.kind,
-        status=status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
 
 
 # -- logs ------------------------------------------------------------------------------------------

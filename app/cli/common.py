@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -50,10 +51,8 @@ def require_database(settings: Settings) -> None:
 
 async def check_schema(settings: Settings) -> None:
     """The database answers and is migrated to the newest revision this code knows."""
-    from alembic.script import ScriptDirectory  # see alembic_config
-
     require_database(settings)
-    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    head = head_revision(settings.database_url)
     engine = create_engine(settings.database_url)
     try:
         async with engine.connect() as connection:
@@ -67,6 +66,23 @@ async def check_schema(settings: Settings) -> None:
     if current != head:
         state = "has no Gatehouse tables yet" if current is None else f"is at revision {current}"
         raise Problem(f"{where(settings.database_url)} {state} (this code needs {head}): {UPGRADE}")
+
+
+def head_revision(database_url: str) -> str | None:
+    """The newest migration this code knows, read in a short-lived child process.
+
+    `serve` asks this before it serves: importing alembic (and mako, and every SQLAlchemy
+    dialect alembic registers) in the serving process would keep ~11 MiB of modules resident
+    in it for good (bench/rss.py). An error in the child is raised here, as if read in-process.
+    """
+    with ProcessPoolExecutor(max_workers=1) as child:
+        return child.submit(_head_revision, database_url).result()
+
+
+def _head_revision(database_url: str) -> str | None:
+    from alembic.script import ScriptDirectory  # see alembic_config
+
+    return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
 
 
 def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

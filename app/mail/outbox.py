@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiosmtplib
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -58,7 +58,12 @@ def _domain(address: str) -> str:
 
 def _permanent(exc: BaseException) -> bool:
     """A 5xx answer (unknown recipient, refused sender) will not change on a retry."""
-    return isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
+    # aiosmtplib is imported by SmtpTransport.send only (for memory): an exception of it can
+    # exist only once it has been imported.
+    smtp = sys.modules.get("aiosmtplib")
+    return (
+        smtp is not None and isinstance(exc, smtp.SMTPResponseException) and 500 <= exc.code < 600
+    )
 
 
 class Outbox:

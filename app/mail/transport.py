@@ -10,8 +10,6 @@ from email.utils import formatdate, make_msgid
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-import aiosmtplib
-
 from app.config import ConfigError, Settings
 from app.kit.hosts import is_loopback_host
 from app.mail.message import Message, sender
@@ -85,6 +83,9 @@ class SmtpTransport:
         return f"{scheme}://{self.target.host}:{self.target.port}"  # never the credentials
 
     async def send(self, message: Message) -> None:
+        # Imported here, for memory: ~1 MiB of modules a server without SMTP_URL never needs.
+        import aiosmtplib
+
         target = self.target
         await aiosmtplib.send(
             to_email(self.settings, message),

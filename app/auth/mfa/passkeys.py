@@ -12,32 +12,24 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_client_data_json
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from app.auth.mfa import challenges
 from app.auth.mfa.models import WebAuthnCredential
 from app.auth.models import User
 from app.config import Settings
 from app.db import rows_affected, utcnow
+
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
+# py_webauthn is imported inside the functions that call it, for memory: with its pyasn1,
+# pyOpenSSL and cbor2 it is ~5 MiB of modules, which a process that serves no passkey
+# ceremony (an /mcp worker, most of the time) would keep resident for nothing.
 
 CHALLENGE_TTL = 300
 TIMEOUT_MS = 120_000
@@ -91,6 +83,8 @@ async def for_user(session: AsyncSession, user_id: uuid.UUID) -> list[WebAuthnCr
 
 
 def _descriptors(rows: list[WebAuthnCredential]) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     known = {t.value for t in AuthenticatorTransport}
     return [
         PublicKeyCredentialDescriptor(
@@ -104,6 +98,8 @@ def _descriptors(rows: list[WebAuthnCredential]) -> list[PublicKeyCredentialDesc
 async def _new_challenge(
     session: AsyncSession, settings: Settings, *, purpose: str, user_id: uuid.UUID | None
 ) -> bytes:
+    from webauthn.helpers import bytes_to_base64url
+
     challenge = secrets.token_bytes(32)
     await challenges.issue(
         session,
@@ -117,6 +113,13 @@ async def _new_challenge(
 
 
 async def registration_options(session: AsyncSession, settings: Settings, *, user: User) -> str:
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     rp = relying_party(settings)
     challenge = await _new_challenge(session, settings, purpose=REGISTER, user_id=user.id)
     options = generate_registration_options(
@@ -139,6 +142,9 @@ async def registration_options(session: AsyncSession, settings: Settings, *, use
 
 def _challenge_of(credential_json: str) -> str:
     """The challenge the browser signed, read from clientDataJSON (checked again by verify)."""
+    from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_client_data_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         data = json.loads(credential_json)
         client_data = data["response"]["clientDataJSON"]
@@ -157,6 +163,8 @@ async def _consume(
     purpose: str,
     user_id: uuid.UUID | None,
 ) -> bytes:
+    from webauthn.helpers import base64url_to_bytes
+
     if not credential_json or len(credential_json) > MAX_CREDENTIAL_JSON:
         raise PasskeyError("The passkey answer was missing. Try again.")
     challenge = _challenge_of(credential_json)
@@ -171,6 +179,9 @@ async def _consume(
 async def register(
     session: AsyncSession, settings: Settings, *, user: User, credential_json: str, name: str
 ) -> WebAuthnCredential:
+    from webauthn import verify_registration_response
+    from webauthn.helpers.exceptions import WebAuthnException
+
     name = name.strip()[:100] or "Passkey"
     if len(await for_user(session, user.id)) >= MAX_PASSKEYS:
         raise PasskeyError(f"You already have {MAX_PASSKEYS} passkeys. Remove one first.")
@@ -205,6 +216,9 @@ async def authentication_options(
     session: AsyncSession, settings: Settings, *, user_id: uuid.UUID | None
 ) -> str:
     """Options for a sign-in (user_id None: any discoverable passkey) or a second factor."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     rp = relying_party(settings)
     purpose = SIGN_IN if user_id is None else SECOND_FACTOR
     allow = _descriptors(await for_user(session, user_id)) if user_id is not None else []
@@ -229,6 +243,10 @@ async def authenticate(
     user_id: uuid.UUID | None,
 ) -> WebAuthnCredential:
     """The passkey that signed this challenge, its counter advanced; PasskeyError otherwise."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.exceptions import WebAuthnException
+
     purpose = SIGN_IN if user_id is None else SECOND_FACTOR
     challenge = await _consume(session, settings, credential_json, purpose=purpose, user_id=user_id)
     try:
