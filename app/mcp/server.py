@@ -119,9 +119,13 @@ class GatehouseMCP:
             # The SDK's own span per message "is a no-op until an OTel exporter is installed.
             # Drop it from this list to opt out" (mcp.server.lowlevel.server): with no exporter
             # configured it would only cost time on every request.
+            # CallerAttributes feeds only that span and the metrics, which without a provider
+            # are no-ops too: the same reasoning, the same saving (docs/PERFORMANCE.md).
             lowlevel = self.server._lowlevel_server  # noqa: SLF001
             lowlevel.middleware = [
-                m for m in lowlevel.middleware if not isinstance(m, OpenTelemetryMiddleware)
+                m
+                for m in lowlevel.middleware
+                if not isinstance(m, OpenTelemetryMiddleware | CallerAttributes)
             ]
         self.server.completion()(self.completions.complete)  # type: ignore[no-untyped-call]
         # logging/setLevel (handshake generation; 2026-07-28 sends the level per request in
