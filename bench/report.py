@@ -91,20 +91,9 @@ def token_rows(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def signin_rows(measured: Any) -> list[str]:
-    rows, rates = measured
-    lines = [
-        "| probe | p50 ms alone | p99 ms alone | p50 ms under sign-ins | p99 ms under sign-ins "
-        "| p99 ratio (≤ 1.5×) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, alone, loaded in rows:
-        lines.append(
-            f"| {name} | {alone['p50_ms']:.2f} | {alone['p99_ms']:.2f} | {loaded['p50_ms']:.2f} "
-            f"| {loaded['p99_ms']:.2f} | {loaded['p99_ms'] / alone['p99_ms']:.2f}× |"
-        )
-    done = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(rates.items()))
-    lines += ["", f"Sign-in answers during the loaded runs: {done}."]
-    return lines
+    import signin_load
+
+    return signin_load.table(measured)
 
 
 def render(

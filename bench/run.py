@@ -76,13 +76,14 @@ class Server:
         log: Path,
         *,
         cwd: Path = ROOT,
+        cores: str = SERVER_CORE,
     ):
         self.name, self.port = name, port
         if _listening(port):
             raise SystemExit(f"port {port} is already in use: stop whatever listens there first")
         self.log = log.open("w")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *argv],
+            ["taskset", "-c", cores, *argv],
             cwd=cwd,
             env=env,
             stdout=self.log,
