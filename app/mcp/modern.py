@@ -41,7 +41,7 @@ from starlette.responses import Response
 from starlette.types import Send
 
 LISTEN = "subscriptions/listen"
-LifespanT = TypeVar("LifespanT")
+State = TypeVar("State")  # the lifespan state of the SDK server
 
 
 def is_modern(protocol_version: str | None) -> bool:
@@ -50,11 +50,7 @@ def is_modern(protocol_version: str | None) -> bool:
 
 
 async def answer(
-    server: Server[LifespanT],
-    lifespan_state: LifespanT,
-    request: Request,
-    message: object,
-    send: Send,
+    server: Server[State], lifespan_state: State, request: Request, message: object, send: Send
 ) -> bool:
     """Answer `message` as the SDK's JSON branch would, or return False (nothing sent)."""
     content_type = request.headers.get("content-type")
