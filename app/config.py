@@ -192,7 +192,7 @@ class Settings(BaseSettings):
 
     @field_validator(*config_fields.CHECKED_FIELDS)
     @classmethod
-    def _checked_value(cls, value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401 - any field
+    def _checked_value(cls, value: object, info: ValidationInfo) -> object:
         return config_fields.check_field(info.field_name or "", value)
 
     @model_validator(mode="after")

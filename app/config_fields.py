@@ -110,6 +110,6 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 CHECKED_FIELDS = tuple(_CHECKS)
 
 
-def check_field(field: str, value: Any) -> Any:  # noqa: ANN401 - the field's own type
+def check_field(field: str, value: object) -> object:
     """The value as the setting keeps it, or ValueError naming the variable and the fix."""
     return _CHECKS[field](value)

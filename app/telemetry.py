@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, Status, StatusCode
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
     from app.config import Settings
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 tracer = trace.get_tracer("gatehouse", __version__)
 meter = metrics.get_meter("gatehouse", __version__)
@@ -246,12 +247,12 @@ def _record_raised(span: Span, exc: Exception) -> None:
     failed(span, type(exc).__name__)
 
 
-def traced(name: str) -> Callable[[F], F]:
+def traced(name: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Run a route in a span named `name`; its outcome defaults from the response status."""
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             with tracer.start_as_current_span(name) as span:
                 try:
                     response = await fn(*args, **kwargs)
@@ -264,7 +265,7 @@ def traced(name: str) -> Callable[[F], F]:
                     span.set_attribute("gatehouse.outcome", "ok" if status < 400 else "error")
                 return response
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate
 

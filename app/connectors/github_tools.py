@@ -107,7 +107,7 @@ async def fetch_issues(
 
 
 async def _run(
-    ctx: Context, tool: str, fetch: Callable[..., Awaitable[dict[str, Any]]], **args: Any
+    ctx: Context, tool: str, fetch: Callable[..., Awaitable[dict[str, Any]]], **args: str | int
 ) -> dict[str, Any]:
     """The call of every GitHub tool: `fetch(github, secret, **args)` as the calling user."""
     call = call_context(ctx)

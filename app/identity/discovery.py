@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +56,12 @@ def new_http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
 
 
-async def get_json(http: httpx.AsyncClient, url: str, **kwargs: Any) -> Any:
+async def get_json(
+    http: httpx.AsyncClient, url: str, *, headers: Mapping[str, str] | None = None
+) -> Any:
     """GET a JSON document of bounded size; any failure is ProviderUnavailable."""
     try:
-        response = await http.get(url, **kwargs)
+        response = await http.get(url, headers=headers)
     except httpx.HTTPError as exc:
         raise ProviderUnavailable(f"{type(exc).__name__} from {url}") from exc
     return checked_json(response, url)
@@ -89,7 +92,7 @@ def issuer_matches(metadata_issuer: str, configured: str) -> bool:
     return re.fullmatch(pattern, configured) is not None
 
 
-def parse_metadata(document: Any, configured_issuer: str) -> ProviderMetadata:
+def parse_metadata(document: object, configured_issuer: str) -> ProviderMetadata:
     if not isinstance(document, dict):
         raise ProviderUnavailable("the provider's metadata is not a JSON object")
     issuer = document.get("issuer")

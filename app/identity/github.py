@@ -104,7 +104,7 @@ class GitHubUpstream:
         return []
 
 
-def _primary(emails: Any) -> dict[str, Any] | None:
+def _primary(emails: object) -> dict[str, Any] | None:
     if not isinstance(emails, list):
         return None
     for entry in emails:

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, NoReturn, Protocol, SupportsIndex, runtime_checkable
+from typing import NoReturn, Protocol, SupportsIndex, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -120,7 +120,7 @@ class SecretValue:
 
     @classmethod
     def __get_pydantic_core_schema__(
-        cls, source_type: Any, handler: GetCoreSchemaHandler
+        cls, source_type: object, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         # Like pydantic's SecretStr: model_dump() keeps the object, model_dump_json() masks it.
         return core_schema.is_instance_schema(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
@@ -44,7 +43,7 @@ def sender(settings: Settings) -> str:
     return f"{product_name(settings)} <no-reply@{host}>"
 
 
-def compose(settings: Settings, kind: str, *, to: str, subject: str, **context: Any) -> Message:
+def compose(settings: Settings, kind: str, *, to: str, subject: str, **context: object) -> Message:
     """Render templates/<kind>.txt and templates/<kind>.html into one message."""
     values = {
         "product": product_name(settings),

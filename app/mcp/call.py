@@ -77,7 +77,7 @@ class CallContext:
         """Report progress (sent only when the request carried a progressToken)."""
         await self._sdk.report_progress(done, total, message or None)
 
-    async def log(self, level: LogLevel, data: Any, *, logger: str | None = None) -> None:
+    async def log(self, level: LogLevel, data: object, *, logger: str | None = None) -> None:
         """Send a log message to the client, on this request's stream. Never log secrets."""
         session = self._sdk.request_context.session
         with warnings.catch_warnings():

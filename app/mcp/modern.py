@@ -18,7 +18,7 @@ same bytes.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypeVar
 
 from mcp.server import _streamable_http_modern as sdk_modern
 from mcp.server.connection import Connection
@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.types import Send
 
 LISTEN = "subscriptions/listen"
+State = TypeVar("State")  # the lifespan state of the SDK server
 
 
 def is_modern(protocol_version: str | None) -> bool:
@@ -49,7 +50,7 @@ def is_modern(protocol_version: str | None) -> bool:
 
 
 async def answer(
-    server: Server[Any], lifespan_state: Any, request: Request, message: object, send: Send
+    server: Server[State], lifespan_state: State, request: Request, message: object, send: Send
 ) -> bool:
     """Answer `message` as the SDK's JSON branch would, or return False (nothing sent)."""
     content_type = request.headers.get("content-type")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
-from typing import Any, Required, TypedDict, TypeVar, Unpack
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, Required, TypedDict, TypeVar, Unpack
 
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheableMethod, CacheHint
@@ -15,7 +15,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import EmptyResult, SetLevelRequestParams, ToolAnnotations
+from mcp_types import EmptyResult, InputRequiredResult, SetLevelRequestParams, ToolAnnotations
 
 from app import __version__
 from app.config import Settings
@@ -26,6 +26,8 @@ from app.mcp.faults import ProtocolErrors, internal_error
 from app.mcp.observability import CallerAttributes
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 REQUEST_STATE_TTL = 600  # seconds a client has to answer an input_required result
 
 
@@ -51,12 +53,14 @@ def request_state_security(settings: Settings | None) -> RequestStateSecurity:
     )
 
 
-def _answers_input_required(fn: F, *, where: str) -> F:
+def _answers_input_required(
+    fn: Callable[P, Awaitable[R]], *, where: str
+) -> Callable[P, Awaitable[R | InputRequiredResult]]:
     """Wrap a handler: an `InputRequired` raised by
     `call.ask`/`sample`/`roots` becomes the result; a crash becomes -32603 with a trace id."""
 
     @functools.wraps(fn)
-    async def handler(*args: Any, **kwargs: Any) -> Any:
+    async def handler(*args: P.args, **kwargs: P.kwargs) -> R | InputRequiredResult:
         try:
             return await fn(*args, **kwargs)
         except InputRequired as asked:
@@ -66,7 +70,7 @@ def _answers_input_required(fn: F, *, where: str) -> F:
         except Exception as exc:
             raise internal_error(exc, where=where) from None
 
-    return handler  # type: ignore[return-value]
+    return handler
 
 
 # MCP 2026-07-28 (SEP-2549) cacheScope: "private" results are reused only within the authorization

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
+from app.db import SessionDep
 from app.kit.envelope import Envelope
 from app.kit.ratelimit import RateLimits
+from app.kit.web import SettingsDep
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.clients import ClientVerifiers
 from app.oauth.consent import ApprovalGate, ConsentExtension
@@ -65,3 +70,29 @@ EnvelopeDep = Annotated[Envelope, Depends(get_envelope)]
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 ConsentExtensionsDep = Annotated[Sequence[ConsentExtension], Depends(get_consent_extensions)]
 ApprovalGatesDep = Annotated[Sequence[ApprovalGate], Depends(get_approval_gates)]
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """What /authorize and /consent decide a request with: the database, the settings, the
+    client metadata fetcher, the consent steps other features add and the rules that can hold
+    an approval back."""
+
+    session: AsyncSession
+    settings: Settings
+    fetcher: CimdFetcher
+    extensions: Sequence[ConsentExtension]
+    gates: Sequence[ApprovalGate]
+
+
+async def get_authorizer(
+    session: SessionDep,
+    settings: SettingsDep,
+    fetcher: FetcherDep,
+    extensions: ConsentExtensionsDep,
+    gates: ApprovalGatesDep,
+) -> Authorizer:
+    return Authorizer(session, settings, fetcher, extensions, gates)
+
+
+AuthorizerDep = Annotated[Authorizer, Depends(get_authorizer)]

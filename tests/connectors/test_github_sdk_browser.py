@@ -15,7 +15,6 @@ import httpx
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import func, select
 
@@ -60,20 +59,7 @@ class GitHubApprover(BrowserApprover):
 
     github_token: str = ""
 
-    async def redirect(self, url: str) -> None:
-        self.authorize_urls.append(url)
-        loop = asyncio.get_running_loop()
-        self._result = loop.create_future()
-        page = await self.context.new_page()
-        captured: asyncio.Future[str] = loop.create_future()
-
-        async def on_callback(route: Any) -> None:
-            if not captured.done():
-                captured.set_result(route.request.url)
-            await route.fulfill(status=200, body="ok")
-
-        await page.route(CALLBACK.rsplit("/", 1)[0] + "/**", on_callback)
-        await page.goto(url)
+    async def approve(self, page: Any, captured: asyncio.Future[str]) -> None:
         if "/sign-in" in page.url:
             await page.fill("#email", self.email)
             await page.fill("#password", self.password)
@@ -84,14 +70,6 @@ class GitHubApprover(BrowserApprover):
         assert await field.get_attribute("type") == "password"
         await field.fill(self.github_token)
         await page.click("button[value=approve]")
-        location = await asyncio.wait_for(captured, timeout=15)
-        await page.close()
-        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        self._result.set_result(
-            AuthorizationCodeResult(
-                code=params["code"], state=params.get("state"), iss=params.get("iss")
-            )
-        )
 
 
 def _structured(result: Any) -> dict[str, Any]:

@@ -14,12 +14,10 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from app.auth import service as accounts
@@ -29,7 +27,6 @@ from tests.conftest import TEST_SECRET_KEY, Backend, LiveServer, free_port, star
 from tests.helpers import PASSWORD
 from tests.identity.real_provider import CLIENT_ID, CLIENT_SECRET, RealProvider, real_provider
 from tests.mcp.sdk_harness import (
-    CALLBACK,
     BrowserApprover,
     MemoryStorage,
     http_client,
@@ -178,33 +175,12 @@ class ProviderApprover(BrowserApprover):
 
     login: str = ""
 
-    async def redirect(self, url: str) -> None:
-        self.authorize_urls.append(url)
-        loop = asyncio.get_running_loop()
-        self._result = loop.create_future()
-        page = await self.context.new_page()
-        captured: asyncio.Future[str] = loop.create_future()
-
-        async def on_callback(route: Any) -> None:
-            if not captured.done():
-                captured.set_result(route.request.url)
-            await route.fulfill(status=200, body="ok")
-
-        await page.route(CALLBACK.rsplit("/", 1)[0] + "/**", on_callback)
-        await page.goto(url)
+    async def approve(self, page: Any, captured: asyncio.Future[str]) -> None:
         await page.click(f"text=Continue with {LABEL}")  # from Gatehouse's sign-in page
         await sign_in_at_provider(page, self.login)
         await page.locator("#consent-heading").wait_for()  # Gatehouse's consent, request intact
         self.consents_seen += 1
         await page.click("button[value=approve]")
-        location = await asyncio.wait_for(captured, timeout=15)
-        await page.close()
-        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        self._result.set_result(
-            AuthorizationCodeResult(
-                code=params["code"], state=params.get("state"), iss=params.get("iss")
-            )
-        )
 
 
 async def test_the_mcp_sdk_client_connects_with_the_person_signing_in_through_the_provider(

@@ -75,6 +75,19 @@ class BrowserApprover:
 
         await page.route(CALLBACK.rsplit("/", 1)[0] + "/**", on_callback)
         await page.goto(url)
+        await self.approve(page, captured)
+        location = await asyncio.wait_for(captured, timeout=15)
+        await page.close()
+        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        self._result.set_result(
+            AuthorizationCodeResult(
+                code=params["code"], state=params.get("state"), iss=params.get("iss")
+            )
+        )
+
+    async def approve(self, page: Any, captured: asyncio.Future[str]) -> None:
+        """The person's part, from the authorize URL until the browser heads back to the client
+        (`captured` is done once it has). Subclasses sign in or fill the consent page their way."""
         if "/sign-in" in page.url and not captured.done():
             await page.fill("#email", self.email)
             await page.fill("#password", self.password)
@@ -93,14 +106,6 @@ class BrowserApprover:
                 if await box.count():
                     await box.uncheck()
             await page.click("button[value=approve]")
-        location = await asyncio.wait_for(captured, timeout=10)
-        await page.close()
-        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        self._result.set_result(
-            AuthorizationCodeResult(
-                code=params["code"], state=params.get("state"), iss=params.get("iss")
-            )
-        )
 
     async def callback(self) -> AuthorizationCodeResult:
         assert self._result is not None, "callback before redirect"

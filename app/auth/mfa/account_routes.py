@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth.deps import CurrentUser
@@ -13,6 +16,7 @@ from app.auth.mfa import options, passkeys, recovery, totp
 from app.auth.mfa.policy import SECURITY_PAGE, has_second_factor
 from app.auth.models import User
 from app.auth.passwords import MAX_PASSWORD_LENGTH, verify_password
+from app.config import Settings
 from app.db import SessionDep
 from app.kit.envelope import Envelope
 from app.kit.web import CsrfProtected, FormStr, SettingsDep, client_ip, render
@@ -31,46 +35,56 @@ def _envelope(request: Request) -> Envelope:
     return services_of(request.app).envelope
 
 
-async def _page(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    user: User,
-    *,
-    status_code: int = 200,
-    **context: object,
-) -> HTMLResponse:
-    row = await totp.find(session, user.id)
-    enrolment = None
-    if row is not None and row.confirmed_at is None:
-        enrolment = await totp.enrolment(_envelope(request), row, account=user.email)
-    return render(
-        request,
-        "security.html",
-        {
-            "user": user,
-            "totp_on": row is not None and row.confirmed_at is not None,
-            "enrolment": enrolment,
-            "codes_left": await recovery.remaining(session, user_id=user.id),
-            "passkeys": await passkeys.for_user(session, user.id),
-            "passkeys_available": passkeys.relying_party(settings).available,
-            "passkeys_unavailable": passkeys.UNAVAILABLE,
-            "mfa_required": settings.require_mfa and not await has_second_factor(session, user.id),
-            **context,
-        },
-        status_code=status_code,
-    )
+@dataclass(frozen=True)
+class SecurityPage:
+    """The signed-in person's security page, and what the routes that answer with it use."""
+
+    request: Request
+    session: AsyncSession
+    settings: Settings
+    user: User
+
+    async def show(self, *, status_code: int = 200, **context: object) -> HTMLResponse:
+        session, settings, user = self.session, self.settings, self.user
+        row = await totp.find(session, user.id)
+        enrolment = None
+        if row is not None and row.confirmed_at is None:
+            enrolment = await totp.enrolment(_envelope(self.request), row, account=user.email)
+        mfa_missing = settings.require_mfa and not await has_second_factor(session, user.id)
+        return render(
+            self.request,
+            "security.html",
+            {
+                "user": user,
+                "totp_on": row is not None and row.confirmed_at is not None,
+                "enrolment": enrolment,
+                "codes_left": await recovery.remaining(session, user_id=user.id),
+                "passkeys": await passkeys.for_user(session, user.id),
+                "passkeys_available": passkeys.relying_party(settings).available,
+                "passkeys_unavailable": passkeys.UNAVAILABLE,
+                "mfa_required": mfa_missing,
+                **context,
+            },
+            status_code=status_code,
+        )
+
+    async def refuse(self, **error: str) -> HTMLResponse:
+        """The page again, 400, with one form's error (`totp_error=...`, `passkey_error=...`)."""
+        return await self.show(status_code=400, **error)
+
+
+async def security_page_for(
+    request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> SecurityPage:
+    return SecurityPage(request, session, settings, user)
+
+
+SecurityPageDep = Annotated[SecurityPage, Depends(security_page_for)]
 
 
 @router.get(SECURITY_PAGE, response_class=HTMLResponse)
-async def security_page(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    user: CurrentUser,
-    notice: str = "",
-) -> HTMLResponse:
-    return await _page(request, session, settings, user, notice=NOTICES.get(notice, ""))
+async def security_page(page: SecurityPageDep, notice: str = "") -> HTMLResponse:
+    return await page.show(notice=NOTICES.get(notice, ""))
 
 
 @router.post(SECURITY_PAGE + "/totp", dependencies=[CsrfProtected])
@@ -82,51 +96,35 @@ async def start_totp(request: Request, session: SessionDep, user: CurrentUser) -
 
 
 @router.post(SECURITY_PAGE + "/totp/confirm", dependencies=[CsrfProtected])
-async def confirm_totp(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    user: CurrentUser,
-    code: FormStr = "",
-) -> Response:
+async def confirm_totp(request: Request, page: SecurityPageDep, code: FormStr = "") -> Response:
+    session, user = page.session, page.user
     row = await totp.find(session, user.id)
     if row is None or row.confirmed_at is not None:
         return RedirectResponse(SECURITY_PAGE, status_code=303)
     if not await totp.confirm(session, _envelope(request), row=row, code=code):
-        return await _page(
-            request,
-            session,
-            settings,
-            user,
-            status_code=400,
-            totp_error="That code is not right. Enter the 6-digit code your app shows now.",
+        return await page.refuse(
+            totp_error="That code is not right. Enter the 6-digit code your app shows now."
         )
-    codes = await recovery.regenerate(session, settings, user_id=user.id)
+    codes = await recovery.regenerate(session, page.settings, user_id=user.id)
     audit.record(session, "mfa.totp.enabled", user_id=user.id, ip=client_ip(request))
-    return await _page(request, session, settings, user, new_codes=codes)
+    return await page.show(new_codes=codes)
 
 
 @router.post(SECURITY_PAGE + "/recovery-codes", dependencies=[CsrfProtected])
-async def regenerate_codes(
-    request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser
-) -> Response:
+async def regenerate_codes(request: Request, page: SecurityPageDep) -> Response:
+    session, user = page.session, page.user
     if not await totp.is_enabled(session, user.id):
         return RedirectResponse(SECURITY_PAGE, status_code=303)
-    codes = await recovery.regenerate(session, settings, user_id=user.id)
+    codes = await recovery.regenerate(session, page.settings, user_id=user.id)
     audit.record(session, "mfa.recovery_codes.regenerated", user_id=user.id, ip=client_ip(request))
-    return await _page(request, session, settings, user, new_codes=codes)
+    return await page.show(new_codes=codes)
 
 
 @router.post(SECURITY_PAGE + "/totp/disable", dependencies=[CsrfProtected])
 async def disable_totp(
-    request: Request,
-    *,
-    session: SessionDep,
-    settings: SettingsDep,
-    user: CurrentUser,
-    password: FormStr = "",
-    code: FormStr = "",
+    request: Request, page: SecurityPageDep, *, password: FormStr = "", code: FormStr = ""
 ) -> Response:
+    session, settings, user = page.session, page.settings, page.user
     row = await totp.find(session, user.id)
     if row is None or row.confirmed_at is None:
         return RedirectResponse(SECURITY_PAGE, status_code=303)
@@ -144,11 +142,7 @@ async def disable_totp(
         ok = good_password and await totp.verify(session, _envelope(request), row=row, code=code)
     if not ok:
         await limits.hit(per_account, "signin-account", key)
-        return await _page(
-            request,
-            session,
-            settings,
-            user,
+        return await page.show(
             status_code=429 if not verdict.allowed else 400,
             disable_error="Too many attempts. Try again later."
             if not verdict.allowed
@@ -171,31 +165,19 @@ async def passkey_registration_options(
 
 @router.post(SECURITY_PAGE + "/passkeys", dependencies=[CsrfProtected])
 async def add_passkey(
-    request: Request,
-    *,
-    session: SessionDep,
-    settings: SettingsDep,
-    user: CurrentUser,
-    credential: FormStr = "",
-    name: FormStr = "",
+    request: Request, page: SecurityPageDep, *, credential: FormStr = "", name: FormStr = ""
 ) -> Response:
+    session, user = page.session, page.user
     if not credential:
-        return await _page(
-            request,
-            session,
-            settings,
-            user,
-            status_code=400,
-            passkey_error="Adding a passkey needs JavaScript: allow it for this site, try again.",
+        return await page.refuse(
+            passkey_error="Adding a passkey needs JavaScript: allow it for this site, try again."
         )
     try:
         row = await passkeys.register(
-            session, settings, user=user, credential_json=credential, name=name
+            session, page.settings, user=user, credential_json=credential, name=name
         )
     except passkeys.PasskeyError as exc:
-        return await _page(
-            request, session, settings, user, status_code=400, passkey_error=str(exc)
-        )
+        return await page.refuse(passkey_error=str(exc))
     audit.record(
         session, "mfa.passkey.added", user_id=user.id, ip=client_ip(request), passkey=str(row.id)
     )

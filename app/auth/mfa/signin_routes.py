@@ -138,9 +138,40 @@ async def _code_checks(
     return await totp.verify(session, services_of(request.app).envelope, row=row, code=code)
 
 
-async def _admit(
+@dataclass(frozen=True)
+class _Attempt:
+    """One second factor presented for a pending sign-in that is still allowed to try."""
+
+    request: Request
+    session: AsyncSession
+    settings: Settings
+    waiting: _Waiting
+    limits: _Limits
+
+    @property
+    def user(self) -> User:
+        return self.waiting.user
+
+    async def refuse(self, reason: str, error: str) -> Response:
+        """The factor did not check: count it against the budget and ask again."""
+        await _failed(self.request, self.session, self.limits, self.user, reason)
+        return _code_page(self.request, self.waiting, error=error, status_code=401)
+
+    async def complete(self, method: str) -> Response:
+        """The factor checked: spend the pending sign-in once and open the session."""
+        request, session, settings = self.request, self.session, self.settings
+        state = self.waiting.state
+        if not await signin.spend(session, settings, state):
+            return _restart(state.next_path)
+        await self.limits.succeeded()
+        return await signin.finish(
+            request, session, settings, user=self.user, next_path=state.next_path, method=method
+        )
+
+
+async def _attempt(
     request: Request, session: AsyncSession, settings: Settings
-) -> tuple[_Waiting, _Limits] | Response:
+) -> _Attempt | Response:
     """The browser's pending sign-in and its budget, or the page to answer with instead."""
     found = await _pending_user(request, session, settings)
     if found is None:
@@ -149,26 +180,7 @@ async def _admit(
     verdict = await limits.check()
     if not verdict.allowed:
         return _throttled(request, found, verdict)
-    return found, limits
-
-
-async def _complete(
-    request: Request,
-    session: AsyncSession,
-    settings: Settings,
-    found: _Waiting,
-    limits: _Limits,
-    *,
-    method: str,
-) -> Response:
-    """The second factor checked: spend the pending sign-in once and open the session."""
-    state = found.state
-    if not await signin.spend(session, settings, state):
-        return _restart(state.next_path)
-    await limits.succeeded()
-    return await signin.finish(
-        request, session, settings, user=found.user, next_path=state.next_path, method=method
-    )
+    return _Attempt(request, session, settings, found, limits)
 
 
 @router.get(SECOND_FACTOR_PAGE, response_class=HTMLResponse)
@@ -185,11 +197,10 @@ async def second_factor_page(
 async def second_factor(
     request: Request, session: SessionDep, settings: SettingsDep, code: FormStr = ""
 ) -> Response:
-    admitted = await _admit(request, session, settings)
-    if isinstance(admitted, Response):
-        return admitted
-    found, limits = admitted
-    user = found.user
+    attempt = await _attempt(request, session, settings)
+    if isinstance(attempt, Response):
+        return attempt
+    user = attempt.user
     method = "totp" if totp.looks_like_totp(code) else "recovery-code"
     try:
         ok = await _code_checks(request, session, settings, user=user, code=code)
@@ -198,22 +209,19 @@ async def second_factor(
         logger.warning("a TOTP secret cannot be opened (user %s): check VAULT_KEYS", user.id)
         return _code_page(
             request,
-            found,
+            attempt.waiting,
             error="Authenticator codes cannot be checked right now. Use a recovery code or a "
             "passkey, or try again later.",
             status_code=503,
             retry_after=60,
         )
     if not ok:
-        await _failed(request, session, limits, user, "bad_second_factor")
-        return _code_page(
-            request,
-            found,
-            error="That code is not right, or it was already used. Enter the current code from "
+        return await attempt.refuse(
+            "bad_second_factor",
+            "That code is not right, or it was already used. Enter the current code from "
             "your authenticator app, or one of your recovery codes.",
-            status_code=401,
         )
-    return await _complete(request, session, settings, found, limits, method=method)
+    return await attempt.complete(method)
 
 
 @router.post(SECOND_FACTOR_PAGE + "/passkey/options", dependencies=[CsrfProtected])
@@ -233,17 +241,15 @@ async def second_factor_passkey_options(
 async def second_factor_passkey(
     request: Request, session: SessionDep, settings: SettingsDep, credential: FormStr = ""
 ) -> Response:
-    admitted = await _admit(request, session, settings)
-    if isinstance(admitted, Response):
-        return admitted
-    found, limits = admitted
-    user = found.user
+    attempt = await _attempt(request, session, settings)
+    if isinstance(attempt, Response):
+        return attempt
+    user_id = attempt.user.id
     try:
-        await passkeys.authenticate(session, settings, credential_json=credential, user_id=user.id)
+        await passkeys.authenticate(session, settings, credential_json=credential, user_id=user_id)
     except passkeys.PasskeyError as exc:
-        await _failed(request, session, limits, user, "bad_passkey")
-        return _code_page(request, found, error=str(exc), status_code=401)
-    return await _complete(request, session, settings, found, limits, method="passkey")
+        return await attempt.refuse("bad_passkey", str(exc))
+    return await attempt.complete("passkey")
 
 
 @router.post(PASSKEY_SIGN_IN + "/options", dependencies=[CsrfProtected])

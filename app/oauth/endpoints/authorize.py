@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import OptionalBrowserSession, sign_in_url
 from app.auth.models import BrowserSession
-from app.config import Settings
-from app.db import SessionDep
-from app.kit.web import SettingsDep, client_ip
+from app.kit.web import client_ip
 from app.oauth.authorization import (
     AuthorizationQuery,
     AuthorizationRequest,
@@ -24,13 +20,11 @@ from app.oauth.authorization import (
 from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.clients import ClientProblem
 from app.oauth.consent import (
-    ApprovalGate,
-    ConsentExtension,
     approval_block,
     consent_covers,
     consent_fields,
 )
-from app.oauth.deps import ApprovalGatesDep, ConsentExtensionsDep, FetcherDep
+from app.oauth.deps import Authorizer, AuthorizerDep
 from app.oauth.endpoints.pages import (
     AuthorizationPageError,
     code_redirect,
@@ -49,36 +43,21 @@ router = APIRouter()
 @router.get("/authorize")
 @traced("oauth.authorize")
 async def authorize(
-    request: Request,
-    *,
-    session: SessionDep,
-    settings: SettingsDep,
-    fetcher: FetcherDep,
-    extensions: ConsentExtensionsDep,
-    gates: ApprovalGatesDep,
-    browser: OptionalBrowserSession,
+    request: Request, *, authorizer: AuthorizerDep, browser: OptionalBrowserSession
 ) -> Response:
+    settings = authorizer.settings
     query = AuthorizationQuery.parse(request.query_params)
-    target = await _target(session, fetcher, query)
+    target = await _target(authorizer.session, authorizer.fetcher, query)
     note(oauth__client_id=target.client.client_id, gatehouse__signed_in=browser is not None)
     try:
         checked = check_request(query, target, mcp_resource=settings.mcp_resource)
         if browser is None:
             return _sign_in(request, query)
-        return await _answer(
-            request,
-            session=session,
-            settings=settings,
-            extensions=extensions,
-            gates=gates,
-            browser=browser,
-            query=query,
-            checked=checked,
-        )
+        return await _answer(request, authorizer, browser, query=query, checked=checked)
     except OAuthError as exc:
         # Errors are the client's to hear about, at its redirect URI, if that can be trusted.
         trusted = await redirect_is_trusted(
-            session, user_id=browser.user_id if browser else None, target=target
+            authorizer.session, user_id=browser.user_id if browser else None, target=target
         )
         location = error_location(settings, target.redirect_uri, exc, query.state)
         return refusal(request, location, target.redirect_uri, exc, trusted=trusted)
@@ -103,19 +82,17 @@ def _sign_in(request: Request, query: AuthorizationQuery) -> Response:
 
 async def _answer(
     request: Request,
-    *,
-    session: AsyncSession,
-    settings: Settings,
-    extensions: Sequence[ConsentExtension],
-    gates: Sequence[ApprovalGate],
+    authorizer: Authorizer,
     browser: BrowserSession,
+    *,
     query: AuthorizationQuery,
     checked: AuthorizationRequest,
 ) -> Response:
     """A code straight away if the person approved this before, else the consent page."""
+    session, settings = authorizer.session, authorizer.settings
     # A rule the person does not meet yet (REQUIRE_VERIFIED_EMAIL, REQUIRE_MFA) holds back even
     # an approval remembered from before the rule was set.
-    block = await approval_block(session, gates, user_id=browser.user_id)
+    block = await approval_block(session, authorizer.gates, user_id=browser.user_id)
     if block is not None and "none" in query.prompt:
         raise InteractionRequired(block.reason)
     remembered = (
@@ -144,6 +121,6 @@ async def _answer(
     if "none" in query.prompt:
         raise ConsentRequired("the user must approve")
     pending = seal_pending(settings.secret_key_bytes, checked, session_id=browser.id)
-    fields = await consent_fields(session, extensions, user_id=browser.user_id)
+    fields = await consent_fields(session, authorizer.extensions, user_id=browser.user_id)
     note(gatehouse__outcome="consent_blocked" if block else "consent_shown")
     return consent_page(request, checked, pending, fields, block=block)

@@ -6,19 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth.deps import OptionalBrowserSession
 from app.auth.models import BrowserSession
-from app.config import Settings
-from app.db import SessionDep
-from app.kit.web import CsrfProtected, FormStr, SettingsDep, client_ip
+from app.kit.web import CsrfProtected, FormStr, client_ip
 from app.oauth.authorization import AuthorizationRequest, Target, granted_scopes
-from app.oauth.cimd_fetch import CimdFetcher
 from app.oauth.clients import ClientProblem, resolve_client
 from app.oauth.consent import accept_extensions, approval_block, consent_fields
-from app.oauth.deps import ApprovalGatesDep, ConsentExtensionsDep, FetcherDep
+from app.oauth.deps import Authorizer, AuthorizerDep
 from app.oauth.endpoints.pages import (
     AuthorizationPageError,
     code_redirect,
@@ -39,11 +35,7 @@ router = APIRouter()
 async def consent(
     request: Request,
     *,
-    session: SessionDep,
-    settings: SettingsDep,
-    fetcher: FetcherDep,
-    extensions: ConsentExtensionsDep,
-    gates: ApprovalGatesDep,
+    authorizer: AuthorizerDep,
     browser: OptionalBrowserSession,
     pending: FormStr = "",
     action: FormStr = "",
@@ -53,13 +45,14 @@ async def consent(
         raise AuthorizationPageError(
             "You were signed out before approving. Go back to the app and connect again."
         )
-    checked = await _reopen(session, settings, fetcher, browser, pending)
+    session, settings, extensions = authorizer.session, authorizer.settings, authorizer.extensions
+    checked = await _reopen(authorizer, browser, pending)
     ip = client_ip(request)
     if action == "deny":
-        return _deny(session, settings, browser, checked, ip)
+        return _deny(authorizer, browser, checked, ip)
     if action != "approve":
         raise AuthorizationPageError("Choose Approve or Deny.")
-    block = await approval_block(session, gates, user_id=browser.user_id)
+    block = await approval_block(session, authorizer.gates, user_id=browser.user_id)
     if block is not None:
         note(gatehouse__outcome="consent_blocked")
         fields = await consent_fields(session, extensions, user_id=browser.user_id)
@@ -97,21 +90,18 @@ async def consent(
 
 
 async def _reopen(
-    session: AsyncSession,
-    settings: Settings,
-    fetcher: CimdFetcher,
-    browser: BrowserSession,
-    pending: str,
+    authorizer: Authorizer, browser: BrowserSession, pending: str
 ) -> AuthorizationRequest:
     """The request the page was about, if it is still this browser's and its client's."""
-    approval = open_pending(settings.secret_key_bytes, pending, session_id=browser.id)
+    secret = authorizer.settings.secret_key_bytes
+    approval = open_pending(secret, pending, session_id=browser.id)
     if approval is None:
         raise AuthorizationPageError(
             "This approval request has expired or was not made in this browser. Go back to the "
             "app and connect again."
         )
     try:
-        client = await resolve_client(session, fetcher, approval.client_id)
+        client = await resolve_client(authorizer.session, authorizer.fetcher, approval.client_id)
     except ClientProblem as exc:
         raise AuthorizationPageError(str(exc)) from exc
     if find_registered(client.redirect_uris, approval.redirect_uri) is None:
@@ -121,17 +111,20 @@ async def _reopen(
 
 
 def _deny(
-    session: AsyncSession,
-    settings: Settings,
-    browser: BrowserSession,
-    checked: AuthorizationRequest,
-    ip: str | None,
+    authorizer: Authorizer, browser: BrowserSession, checked: AuthorizationRequest, ip: str | None
 ) -> Response:
     client_id = checked.client.client_id
-    audit.record(session, "grant.denied", user_id=browser.user_id, ip=ip, client_id=client_id[:200])
+    audit.record(
+        authorizer.session,
+        "grant.denied",
+        user_id=browser.user_id,
+        ip=ip,
+        client_id=client_id[:200],
+    )
     note(gatehouse__outcome="denied", oauth__client_id=client_id)
     # The person chose to go back to the app: this redirect is theirs, not an attacker's.
     denied = AccessDenied("the user denied the request")
     return RedirectResponse(
-        error_location(settings, checked.redirect_uri, denied, checked.state), status_code=303
+        error_location(authorizer.settings, checked.redirect_uri, denied, checked.state),
+        status_code=303,
     )

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
+from app.db import SessionDep
 from app.kit.text import BadText, check_text
+from app.kit.web import SettingsDep
 from app.oauth.clients import ClientVerifiers, Presented, authenticate_client
+from app.oauth.deps import ClientVerifiersDep, SigningKeysDep
 from app.oauth.errors import InvalidRequest
 from app.oauth.models import OAuthClient
+from app.oauth.signing_keys import SigningKeys
 
 MAX_FIELDS = 50
 
@@ -86,3 +92,34 @@ async def read_token_request(
     if not token:
         raise InvalidRequest("token is required")
     return TokenRequest(client, token, form.one("token_type_hint"))
+
+
+@dataclass(frozen=True)
+class TokenCall:
+    """A client's call to /revoke or /introspect and what both endpoints answer it with."""
+
+    request: Request
+    session: AsyncSession
+    settings: Settings
+    verifiers: ClientVerifiers
+    keys: SigningKeys
+
+    async def read(self) -> TokenRequest:
+        # Read in the route, not in a dependency: a refused client is then recorded on the
+        # endpoint's span like every other answer.
+        return await read_token_request(
+            self.request, session=self.session, verifiers=self.verifiers
+        )
+
+
+async def get_token_call(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    verifiers: ClientVerifiersDep,
+    keys: SigningKeysDep,
+) -> TokenCall:
+    return TokenCall(request, session, settings, verifiers, keys)
+
+
+TokenCallDep = Annotated[TokenCall, Depends(get_token_call)]
