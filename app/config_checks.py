@@ -150,14 +150,6 @@ def check_hosts(values: Iterable[str], name: str) -> list[str]:
     return checked
 
 
-def check_redis_url(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
-    return value
-
-
 def check_forwarded_allow_ips(value: str) -> str:
     for part in (p.strip() for p in value.split(",")):
         if part == "*" or not part:

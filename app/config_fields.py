@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import SecretStr
 
 from app import config_checks
+from app.kit.redis_url import redis_target
 
 KNOWN_CONNECTORS = ("github",)
 KNOWN_TOOLSETS = ("conformance",)
@@ -83,6 +84,15 @@ def _vault_keys(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _redis_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    redis_target(value)  # a timeout in its query must be a number of seconds
+    return value
+
+
 def _url_named(value: str, name: str) -> str:
     return _url(name, value)
 
@@ -95,7 +105,7 @@ def _named(check: Callable[[Any, str], Any], field: str) -> Callable[[Any], Any]
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "allowed_origins": lambda v: config_checks.check_origins(v, "ALLOWED_ORIGINS"),
     "allowed_hosts": lambda v: config_checks.check_hosts(v, "ALLOWED_HOSTS"),
-    "redis_url": config_checks.check_redis_url,
+    "redis_url": _redis_url,
     "forwarded_allow_ips": config_checks.check_forwarded_allow_ips,
     "var_dir": lambda v: config_checks.check_var_dir(Path(v)),
     "vault_keys": _vault_keys,

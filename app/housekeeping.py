@@ -14,6 +14,7 @@ from app.auth.mfa import challenges as mfa_challenges
 from app.auth.purge import purge_sessions
 from app.auth.recovery.tokens import purge as purge_account_links
 from app.config import Settings
+from app.identity.service import purge_used_states
 from app.oauth.purge import purge_oauth
 
 
@@ -23,4 +24,5 @@ async def purge(session: AsyncSession, settings: Settings, key_window: timedelta
     counts |= await purge_sessions(session)
     counts["account_links"] = await purge_account_links(session)
     counts["mfa_challenges"] = await mfa_challenges.purge(session)
+    counts["identity_used_states"] = await purge_used_states(session)
     return counts

@@ -307,3 +307,13 @@ def test_introspection_needs_a_resource_servers_id(monkeypatch: pytest.MonkeyPat
         "AUTH_INTROSPECTION_CLIENT_ID=gh_c_an_ordinary_client is not a resource server" in message
     )
     assert "gh_cs_secret" not in message
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "inf"])
+def test_a_redis_url_timeout_that_is_not_seconds_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", f"redis://:hunter2@127.0.0.1:6379/0?socket_timeout={value}")
+    message = refusal()
+    assert message == "REDIS_URL: socket_timeout in its query must be a positive number of seconds"
+    assert "hunter2" not in message

@@ -11,7 +11,7 @@ from app.oauth import admin
 
 
 def purge_command() -> None:
-    """Delete expired codes, tokens, sessions, stale registrations and old keys."""
+    """Delete expired codes, tokens, sessions, used states, stale registrations and old keys."""
     settings = common.settings()
     window = admin.publish_window(settings.access_token_ttl)
 

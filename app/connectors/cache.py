@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from app.kit.cache import BoundedCache
+from app.kit.redis_url import redis_target
 
 PREFIX = "gatehouse:upstream:"
 MEMORY_ENTRIES = 10_000
@@ -74,7 +75,12 @@ class RedisCache:
         from redis.asyncio import Redis  # only when REDIS_URL is set: it costs ~0.2 s to load
 
         self._lifetime = _Lifetime(zone=zone, fixed_ttl=fixed_ttl)
-        self._redis = Redis.from_url(url)
+        target = redis_target(url)
+        self._redis = Redis.from_url(
+            target.url,
+            socket_connect_timeout=target.connect_timeout,
+            socket_timeout=target.command_timeout,
+        )
 
     async def get(self, key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(PREFIX + key)

@@ -25,8 +25,13 @@ from app.identity.models import Identity, UsedSignInState
 from app.identity.settings import ProviderConfig
 from app.identity.upstream import UpstreamPerson
 
-# Expired used states are deleted a bounded batch at a time, when new ones are written.
+# Expired used states are deleted a bounded batch at a time, when new ones are written, and all
+# at once by the periodic purge.
 USED_STATE_PURGE_BATCH = 500
+# A used state's row outlives its cookie: the cookie expires FLOW_TTL after the sign-in began, the
+# row FLOW_TTL after the callback. The margin is for replicas whose clocks differ: a row is kept
+# until no replica could still read the cookie that carried its state.
+USED_STATE_MARGIN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ async def consume_state(session: AsyncSession, *, state_hash: str, ttl: int) -> 
     now = utcnow()
     expired = (
         select(UsedSignInState.state_hash)
-        .where(UsedSignInState.expires_at < now)
+        .where(UsedSignInState.expires_at < now - USED_STATE_MARGIN)
         .limit(USED_STATE_PURGE_BATCH)
         .scalar_subquery()
     )
@@ -70,6 +75,12 @@ async def consume_state(session: AsyncSession, *, state_hash: str, ttl: int) -> 
     except IntegrityError:
         return False
     return True
+
+
+async def purge_used_states(session: AsyncSession) -> int:
+    """Delete used states whose cookies can no longer be presented (the periodic purge)."""
+    stale = UsedSignInState.expires_at < utcnow() - USED_STATE_MARGIN
+    return rows_affected(await session.execute(delete(UsedSignInState).where(stale)))
 
 
 async def find_identity(session: AsyncSession, *, provider: str, subject: str) -> Identity | None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+
+from app.kit.redis_url import redis_target
 
 
 @dataclass(frozen=True)
@@ -19,21 +22,8 @@ class Verdict:
 
 class RateLimits:
     def __init__(self, redis_url: str | None) -> None:
-        storage: Storage
-        if redis_url:
-            url = redis_url
-            if url.startswith(("redis://", "rediss://")):
-                url = "async+" + url
-            # Redis errors surface as limits.errors.StorageError, which app/errors.py answers
-            # with 503 + Retry-After (the limit cannot be counted, so the work is not done).
-            made = storage_from_string(url, wrap_exceptions=True)
-            if not isinstance(made, Storage):
-                raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
-            storage = made
-        else:
-            storage = MemoryStorage()
-        self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.storage = _redis_storage(redis_url) if redis_url else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(self.storage)
 
     async def aclose(self) -> None:
         """Close Redis connections (the limits package has no public close; reach its client)."""
@@ -70,3 +60,30 @@ class RateLimits:
 
     async def clear(self, rule: RateLimitItem, *key: str) -> None:
         await self.limiter.clear(rule, *key)
+
+
+def _redis_storage(redis_url: str) -> Storage:
+    """The limits package's Redis storage (through coredis), every call bounded in time.
+
+    Redis errors, a timeout included, surface as limits.errors.StorageError, which
+    app/failures.py answers with 503 + Retry-After (the limit cannot be counted, so the work is
+    not done).
+    """
+    from coredis.exceptions import ConnectionError as RedisConnectionError  # only with REDIS_URL
+    from coredis.retry import ConstantRetryPolicy
+
+    target = redis_target(redis_url)
+    url = target.url
+    if url.startswith(("redis://", "rediss://")):
+        url = "async+" + url
+    options: dict[str, Any] = {
+        "connect_timeout": target.connect_timeout,
+        "stream_timeout": target.command_timeout,
+        # coredis retries timeouts twice by default, which would triple the wait on a Redis that
+        # hangs; a refused or dropped connection is still retried (a restarted Redis).
+        "retry_policy": ConstantRetryPolicy((RedisConnectionError,), 2, 0.01),
+    }
+    made = storage_from_string(url, wrap_exceptions=True, **options)
+    if not isinstance(made, Storage):
+        raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
+    return made

@@ -6,6 +6,9 @@
   invalid_tool_name"`; server/prompts: "Invalid prompt name: -32602 (Invalid params)", "Missing
   required arguments: -32602". Unknown resources are the SDK's -32602 with `data.uri`
   (SEP-2164, "Resource Not Found").
+- Params that do not fit the method's schema (tools/call or prompts/get `arguments` that are a
+  list or a string) are the client's fault: the SDK's own -32602 "Invalid request parameters",
+  nothing logged. JSON-RPC 2.0 §5.1: -32602 "Invalid method parameter(s)".
 - Anything else that escapes a handler is our fault: -32603 with a trace id the operator can
   find in the log, which holds the exception's type and frames but never its message or the
   request's arguments (user data).
@@ -22,7 +25,9 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from mcp_types.methods import SPEC_CLIENT_METHODS, validate_client_request
 from opentelemetry import trace
+from pydantic import ValidationError
 
 from app.mcp.asking import declared, missing_capability
 
@@ -52,6 +57,24 @@ def internal_error(exc: BaseException, *, where: str) -> MCPError:
 
 def unknown(kind: str, name: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message=f"Unknown {kind}: {name}", data={kind: name})
+
+
+def malformed_params(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """Whether the request's params themselves fail the SDK's check for its method and version.
+
+    The SDK validates params inside `call_next`, so a ValidationError there may be the
+    client's (bad params) or ours (a handler building a model wrongly); only the first passes
+    as -32602. Asked only once something has failed, so the common case pays nothing.
+    """
+    if ctx.method not in SPEC_CLIENT_METHODS:
+        return False
+    try:
+        validate_client_request(ctx.method, ctx.protocol_version, ctx.params)
+    except ValidationError:
+        return True
+    except (KeyError, ValueError):  # a method or version the SDK let through: not the params
+        pass
+    return False
 
 
 class ProtocolErrors:
@@ -86,6 +109,10 @@ class ProtocolErrors:
             return await call_next(ctx)
         except MCPError:
             raise
+        except ValidationError as exc:
+            if malformed_params(ctx):
+                raise  # the SDK's ladder answers it: -32602, no pydantic text on the wire
+            raise internal_error(exc, where=ctx.method) from None
         except Exception as exc:
             raise internal_error(exc, where=ctx.method) from None
 

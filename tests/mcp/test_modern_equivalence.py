@@ -36,6 +36,12 @@ CASES: dict[str, tuple[str, dict[str, Any] | None]] = {
         "notes_delete", {"note_id": "00000000-0000-0000-0000-000000000000"}
     ),
     "an unknown tool": _call("no_such_tool"),
+    "tools/call, arguments a list": ("tools/call", {"name": "whoami", "arguments": [1, 2]}),
+    "tools/call, arguments a string": ("tools/call", {"name": "whoami", "arguments": "x"}),
+    "prompts/get, arguments a list": (
+        "prompts/get",
+        {"name": "summarize_notes", "arguments": ["x"]},
+    ),
     "prompts/list": ("prompts/list", None),
     "prompts/get, an unknown prompt": ("prompts/get", {"name": "no_such_prompt"}),
     "resources/list": ("resources/list", None),
