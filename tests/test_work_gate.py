@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -72,3 +75,20 @@ async def test_a_caller_that_waited_too_long_is_refused_and_frees_its_place() ->
     await task
     async with gate.slot():  # free again
         assert gate.in_flight == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+@pytest.mark.parametrize("cores", [1, 2])
+def test_the_default_concurrency_leaves_one_core_to_the_event_loop(cores: int) -> None:
+    """PASSWORD_HASH_CONCURRENCY's default counts the cores this process may use (a container's
+    or taskset's), not the machine's, and leaves one of them to the loop (never fewer than 1)."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < cores:
+        pytest.skip(f"needs {cores} cores")
+    allowed = set(available[:cores])
+    script = (
+        f"import os; os.sched_setaffinity(0, {allowed!r}); "
+        "from app.kit.work_gate import default_concurrency; print(default_concurrency())"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == max(1, cores - 1)

@@ -42,8 +42,18 @@ class GateBusy(Exception):
 
 
 def default_concurrency() -> int:
-    """One hash per core: more only queues inside the thread pool and multiplies memory."""
-    return max(1, os.cpu_count() or 1)
+    """One hash per core this process may use, but one: that core stays free for the event loop.
+
+    A hash running beside the loop on its core delays the loop's wake-ups by the scheduler's
+    slice, whatever its nice value, and hands the GIL back and forth with it: a burst of sign-ins
+    then shows in every /mcp and /health request's tail (bench/signin_load.py measures it). More
+    hashes than that only queue inside the thread pool and multiply memory. On one core: one.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores a container or taskset leaves us
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class WorkGate:
