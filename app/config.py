@@ -99,8 +99,12 @@ class Settings(BaseSettings):
     # Failed sign-ins to one account from browsers that have never signed in to it, from every
     # address together; a browser that has (it carries a device cookie) is not held by it.
     signin_limit_account_total: str = "50 per 15 minutes"
-    # Password hashes in flight per process (None: one per CPU); the rest wait, then 503.
+    # Password hashes in flight per process (None: the cores available, less one); the rest
+    # wait, then 503.
     password_hash_concurrency: int | None = Field(default=None, ge=1, le=256)
+    # How hash threads yield to the event loop: "low" (nice +10, a hash always progresses) or
+    # "idle" (SCHED_IDLE: the loop always comes first; a fully busy core starves sign-in).
+    password_hash_priority: Literal["low", "idle"] = "low"  # noqa: S105 - not a secret
     # Seconds a request waits for a free password-hash slot before it is refused.
     password_hash_wait: float = Field(default=5.0, ge=0, le=60)
     signup_limit_ip: str = "20 per hour"

@@ -172,7 +172,7 @@ class McpEndpointLike(Protocol):
 def _password_gate(settings: Settings) -> WorkGate:
     """Password hashes in flight in this process (PASSWORD_HASH_CONCURRENCY)."""
     concurrency = settings.password_hash_concurrency or default_concurrency()
-    passwords.configure(concurrency)  # one hash thread per slot
+    passwords.configure(concurrency, settings.password_hash_priority)  # a thread per slot
     return WorkGate("password hash", concurrency=concurrency, wait=settings.password_hash_wait)
 
 

@@ -198,9 +198,12 @@ def measure(
     rate: float,
     cores: str = SERVER_CORE,
     hash_concurrency: int | None = None,
+    hash_priority: str = "",
 ) -> Any:
     work = Path(tempfile.mkdtemp(prefix="gatehouse-signin-load-"))
     extra = {"PASSWORD_HASH_CONCURRENCY": str(hash_concurrency)} if hash_concurrency else {}
+    if hash_priority:
+        extra["PASSWORD_HASH_PRIORITY"] = hash_priority
     lag_file = work / "loop-lag.json"
     env = gatehouse_env(
         work,
@@ -288,6 +291,9 @@ def main() -> None:
     parser.add_argument(
         "--hash-concurrency", type=int, help="PASSWORD_HASH_CONCURRENCY (default: the server's)"
     )
+    parser.add_argument(
+        "--hash-priority", default="", help="PASSWORD_HASH_PRIORITY: low or idle (default: low)"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(LOAD_CORE)})
     results = measure(
@@ -297,6 +303,7 @@ def main() -> None:
         rate=args.rate,
         cores=args.server_cores,
         hash_concurrency=args.hash_concurrency,
+        hash_priority=args.hash_priority,
     )
     print("\n".join(table(results)))
 

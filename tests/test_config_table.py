@@ -88,6 +88,7 @@ BAD_VALUES: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "SIGNIN_LIMIT_ACCOUNT_TOTAL": ("lots", {}),
     "PASSWORD_HASH_CONCURRENCY": ("0", {}),
+    "PASSWORD_HASH_PRIORITY": ("highest", {}),
     "REGISTRATION_MAX_UNUSED": ("0", {}),
     "SMTP_URL": ("http://mail.example", {}),
     "SMTP_USERNAME": ("mailer", {}),

@@ -3,11 +3,17 @@
 Hashes run in their own thread pool, one thread per PASSWORD_HASH_CONCURRENCY slot
 (`configure`), whose threads run at a lower CPU priority than the event loop (Linux: a thread is
 a task with its own nice value). argon2 releases the GIL, so a hash competes with the loop only
-for a core; at nice +10 the scheduler gives the loop about nine tenths of a contended core and
-preempts a hash as soon as a request arrives, so a burst of sign-ins cannot stall /mcp and
-/health (bench/signin_load.py measures it), while a free core still hashes at full speed. Nice
-+10 rather than 19: when every core is busy a hash still gets a tenth of one, so sign-in slows
-down rather than stops.
+for a core, and by default (app/kit/work_gate.py) one core is left without a hash. Where a hash
+shares the loop's core, PASSWORD_HASH_PRIORITY says how it yields:
+
+- `low` (the default): nice +10. The loop gets about nine tenths of a contended core, but a
+  hash keeps the slice it was given, so the loop's wake-ups are late by up to a slice under a
+  burst of sign-ins (bench/signin_load.py measures the loop's lost time). When every core is
+  busy a hash still gets a tenth of one: sign-in slows down rather than stops.
+- `idle`: SCHED_IDLE as well. The loop preempts a hash the moment it wakes, so a burst of
+  sign-ins costs /mcp and /health nearly nothing; but a core that never idles leaves a hash
+  almost no time (a weight of 3 against the loop's 1024), so sign-ins wait on a saturated host
+  (the work gate still refuses the queue beyond its bound with 503 + Retry-After).
 
 Every hash is counted before it is queued (count first, then work): routes that take the work
 gate (sign-in, sign-up, password change; app/kit/work_gate.py) are bounded by it, and any other
@@ -25,7 +31,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from anyio import CancelScope
 from pwdlib import PasswordHash
@@ -39,6 +45,7 @@ HASH_THREAD_NICENESS = 10  # added to the process's own nice value (capped at 19
 MAX_PENDING_PER_THREAD = 8
 
 T = TypeVar("T")
+HashPriority = Literal["low", "idle"]  # PASSWORD_HASH_PRIORITY
 logger = logging.getLogger("gatehouse.auth")
 
 _hasher = PasswordHash((Argon2Hasher(),))
@@ -46,34 +53,44 @@ _hasher = PasswordHash((Argon2Hasher(),))
 _DUMMY_HASH = _hasher.hash("gatehouse-timing-equaliser")
 
 
-def _lower_priority() -> None:
+def _lower_priority(priority: HashPriority) -> None:
     if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS means the whole process
         return
     tid = threading.get_native_id()
     try:
         current = os.getpriority(os.PRIO_PROCESS, tid)
         os.setpriority(os.PRIO_PROCESS, tid, min(19, current + HASH_THREAD_NICENESS))
+        if priority == "idle":
+            # sched(7): SCHED_IDLE is "for running very low priority background jobs"; a
+            # waking normal thread (the loop) preempts it at once, where a niced one keeps
+            # its slice (bench/signin_load.py: a third of the loop's lost time against nearly
+            # none). The price: on a core that never idles, a hash barely progresses.
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
     except OSError as exc:  # a sandbox that forbids it: hash at the loop's priority
         logger.warning("password-hash threads keep the loop's priority: %s", exc.strerror)
 
 
 class _HashPool:
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, priority: HashPriority) -> None:
         self.threads = threads
+        self.priority = priority
         self.pending = 0
         self.executor = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="password-hash", initializer=_lower_priority
+            max_workers=threads,
+            thread_name_prefix="password-hash",
+            initializer=_lower_priority,
+            initargs=(priority,),
         )
 
 
-_pool = _HashPool(default_concurrency())
+_pool = _HashPool(default_concurrency(), "low")
 
 
-def configure(concurrency: int) -> None:
-    """One hash thread per slot of the work gate (at start-up, before any hash)."""
+def configure(concurrency: int, priority: HashPriority = "low") -> None:
+    """One hash thread per slot of the work gate, at `priority` (at start-up, before any hash)."""
     global _pool  # noqa: PLW0603 - one pool per process, sized once from the settings
-    if concurrency != _pool.threads:
-        old, _pool = _pool, _HashPool(concurrency)
+    if (concurrency, priority) != (_pool.threads, _pool.priority):
+        old, _pool = _pool, _HashPool(concurrency, priority)
         old.executor.shutdown(wait=False)
 
 

@@ -66,3 +66,24 @@ async def test_a_busy_hasher_is_a_503_with_retry_after(
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "2"
     assert "busy" in response.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+async def test_idle_priority_puts_hash_threads_under_sched_idle() -> None:
+    """PASSWORD_HASH_PRIORITY=idle: a waking event loop preempts a hash at once (sched(7))."""
+    passwords.configure(1, "idle")
+    try:
+        stored = await hash_password("correct horse battery staple")
+        assert (await verify_password("correct horse battery staple", stored))[0]
+        hashers = [t for t in threading.enumerate() if t.name.startswith("password-hash")]
+        policies = {os.sched_getscheduler(t.native_id) for t in hashers if t.native_id}
+        assert os.SCHED_IDLE in policies, policies
+    finally:
+        passwords.configure(default_concurrency())
+    # Back at the default: a new pool whose threads are niced, not idle.
+    stored = await hash_password("correct horse battery staple")
+    hashers = [t for t in threading.enumerate() if t.name.startswith("password-hash")]
+    live = [t for t in hashers if t.native_id and t.is_alive()]
+    assert any(os.sched_getscheduler(t.native_id) == os.SCHED_OTHER for t in live if t.native_id)
+    # The loop's own thread keeps the normal policy throughout.
+    assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER
