@@ -191,7 +191,7 @@ async def _phases(token: str, email: str, seconds: float, signers: int, rate: fl
 
 
 def measure(
-    database_url: str,
+    database_url: str = "",
     *,
     seconds: float,
     signers: int,
@@ -286,7 +286,10 @@ def main() -> None:
     parser.add_argument("--signers", type=int, default=8)
     parser.add_argument("--rate", type=float, default=200, help="requests/s per probe")
     parser.add_argument(
-        "--server-cores", default=SERVER_CORE, help="the cores the server may use (taskset -c)"
+        "--server-cores",
+        dest="cores",
+        default=SERVER_CORE,
+        help="the cores the server may use (taskset -c)",
     )
     parser.add_argument(
         "--hash-concurrency", type=int, help="PASSWORD_HASH_CONCURRENCY (default: the server's)"
@@ -296,16 +299,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(LOAD_CORE)})
-    results = measure(
-        args.database_url,
-        seconds=args.seconds,
-        signers=args.signers,
-        rate=args.rate,
-        cores=args.server_cores,
-        hash_concurrency=args.hash_concurrency,
-        hash_priority=args.hash_priority,
-    )
-    print("\n".join(table(results)))
+    # Each option's name is measure()'s parameter name.
+    print("\n".join(table(measure(**vars(args)))))
 
 
 if __name__ == "__main__":
