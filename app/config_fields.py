@@ -85,10 +85,24 @@ def _vault_keys(value: SecretStr | None) -> SecretStr | None:
 
 
 def _redis_url(value: str | None) -> str | None:
+    """Checked here, in full: a URL the Redis clients refuse later stops the start-up with their
+    error, and the rate limits' client (`limits`) echoes the whole URL, password and all."""
     if value is None or not value.strip():
         return None
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    if parts.scheme == "unix":
+        if not parts.path.strip("/"):
+            raise ValueError("REDIS_URL: a unix:// URL names the socket's path")
+    elif not parts.hostname:
+        raise ValueError("REDIS_URL: a redis:// or rediss:// URL names its host")
+    try:
+        port = parts.port  # ValueError on a port that is not a number from 0 to 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("REDIS_URL: its port must be from 1 to 65535")
     redis_target(value)  # a timeout in its query must be a number of seconds
     return value
 

@@ -317,3 +317,22 @@ def test_a_redis_url_timeout_that_is_not_seconds_is_refused(
     message = refusal()
     assert message == "REDIS_URL: socket_timeout in its query must be a positive number of seconds"
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("redis://:hunter2@127.0.0.1:notaport/0", "REDIS_URL: its port must be from 1 to 65535"),
+        ("redis://:hunter2@127.0.0.1:99999/0", "REDIS_URL: its port must be from 1 to 65535"),
+        ("rediss://:hunter2@:6379/0", "REDIS_URL: a redis:// or rediss:// URL names its host"),
+        ("unix://:hunter2@", "REDIS_URL: a unix:// URL names the socket's path"),
+    ],
+)
+def test_a_redis_url_the_clients_cannot_read_is_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    # Refused here, not at start-up by the rate limits' client, whose error echoes the URL.
+    monkeypatch.setenv("REDIS_URL", value)
+    message = refusal()
+    assert message == expected
+    assert "hunter2" not in message

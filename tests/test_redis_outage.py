@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.connectors.cache import RedisCache
 from app.kit import redis_url
+from app.kit.ratelimit import RateLimits
 from tests.conftest import (
     TEST_REDIS_DATABASES,
     Backend,
@@ -185,3 +186,26 @@ def test_redis_url_timeouts_are_read_from_its_query_in_either_spelling() -> None
 def test_a_redis_url_timeout_that_is_not_seconds_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match="socket_timeout in its query must be a positive number"):
         redis_url.redis_target(f"redis://127.0.0.1:6379/0?socket_timeout={value}")
+
+
+async def test_the_rate_limits_reach_redis_through_a_url_without_a_port() -> None:
+    # redis-py and coredis take 6379 when the URL names none; the limits package must too.
+    require_redis()
+    limits = RateLimits(f"redis://127.0.0.1/{TEST_REDIS_DATABASES[0]}")
+    rule, key = limits.rule("1 per minute"), f"no-port-{uuid.uuid4().hex}"
+    try:
+        assert (await limits.hit(rule, "t", key)).allowed
+        assert not (await limits.hit(rule, "t", key)).allowed
+    finally:
+        await limits.aclose()
+
+
+async def test_a_unix_socket_redis_url_starts_and_fails_closed_while_redis_is_away(
+    backend: Backend, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # REDIS_URL accepts unix://; the rate limits must open it (not refuse it at start-up with
+    # an error that echoes the URL), and a socket nobody listens on is an outage: 503.
+    settings = make_settings(backend, tmp_path, redis_url=f"unix://{tmp_path}/nobody.sock")
+    async with running_app(settings) as app:
+        await _sign_in_and_register(app)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

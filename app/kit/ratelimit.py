@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
 from app.kit.redis_url import redis_target
+
+REDIS_PORT = 6379  # Redis's port when REDIS_URL names none
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,8 @@ def _redis_storage(redis_url: str) -> Storage:
     from coredis.retry import ConstantRetryPolicy
 
     target = redis_target(redis_url)
-    url = target.url
-    if url.startswith(("redis://", "rediss://")):
-        url = "async+" + url
+    url = _with_port(target.url)
+    url = ("async+redis+" if url.startswith("unix://") else "async+") + url
     options: dict[str, Any] = {
         "connect_timeout": target.connect_timeout,
         "stream_timeout": target.command_timeout,
@@ -83,7 +86,19 @@ def _redis_storage(redis_url: str) -> Storage:
         # hangs; a refused or dropped connection is still retried (a restarted Redis).
         "retry_policy": ConstantRetryPolicy((RedisConnectionError,), 2, 0.01),
     }
-    made = storage_from_string(url, wrap_exceptions=True, **options)
+    try:
+        made = storage_from_string(url, wrap_exceptions=True, **options)
+    except ConfigurationError:  # its message holds the URL, password and all
+        raise ValueError("REDIS_URL cannot be opened by the rate limits") from None
     if not isinstance(made, Storage):
-        raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
+        raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
     return made
+
+
+def _with_port(url: str) -> str:
+    """The URL with Redis's own port when it names none: the clients take 6379 then, and
+    `limits` refuses a host without a port."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix" or parts.port is not None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{REDIS_PORT}"))

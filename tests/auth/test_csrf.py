@@ -3,10 +3,14 @@ a refused POST answers 403 and changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import func, select
+from starlette.routing import BaseRoute
 
 from app.auth.models import User
 from tests.helpers import (
@@ -159,3 +163,34 @@ async def test_profile_change_without_a_csrf_token_changes_nothing(
     response = await client.post("/account/profile", data={"name": "Mallory"})
     assert_refused(response)
     assert (await user_by_email(app, email)).name == "Ada"
+
+
+# Not form endpoints: clients call them with their own credentials (RFC 6749 §3.2, RFC 7591,
+# the MCP bearer token), never with a browser's cookies, so no CSRF token applies.
+NOT_FORMS = {"/token", "/revoke", "/introspect", "/register", "/mcp"}
+
+
+def _post_paths(routes: Iterable[BaseRoute]) -> set[str]:
+    """Every POST path, through included routers (FastAPI keeps them nested; no prefixes here)."""
+    found: set[str] = set()
+    for route in routes:
+        if isinstance(route, APIRoute) and "POST" in route.methods:
+            found.add(route.path)
+        elif (included := getattr(route, "original_router", None)) is not None:
+            found |= _post_paths(included.routes)
+    return found
+
+
+async def test_every_form_post_without_a_csrf_token_is_refused(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await sign_up(client)
+    posts = sorted(p for p in _post_paths(app.routes) if p not in NOT_FORMS)
+    assert "/consent" in posts
+    assert "/account/security/totp/disable" in posts
+    assert "/second-factor/passkey" in posts
+    for path in posts:
+        url = path.replace("{", "").replace("}", "")  # a path parameter's name as its value
+        response = await client.post(url, data={"csrf_token": "forged"})
+        assert response.status_code == 403, path
+        assert REFUSAL in response.text, path
