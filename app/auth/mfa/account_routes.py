@@ -131,7 +131,9 @@ async def disable_totp(
     limits = services_of(request.app).rate_limits
     per_account = limits.rule(settings.signin_limit_account)
     key = user.email.lower()
-    verdict = await limits.check(per_account, "signin-account", key)
+    # Counted before it is checked (hit, then work), against the sign-in budget: concurrent
+    # guesses cannot all pass a check made before any of them was counted.
+    verdict = await limits.hit(per_account, "signin-account", key)
     ok = False
     if verdict.allowed:
         too_long = len(password) > MAX_PASSWORD_LENGTH
@@ -141,7 +143,6 @@ async def disable_totp(
         # The code only after the password: a wrong password must not spend a good code.
         ok = good_password and await totp.verify(session, _envelope(request), row=row, code=code)
     if not ok:
-        await limits.hit(per_account, "signin-account", key)
         return await page.show(
             status_code=429 if not verdict.allowed else 400,
             disable_error="Too many attempts. Try again later."

@@ -3,6 +3,7 @@ password, replay, the single-use pending state and codes, lock-out shared with p
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from tests.auth.mfa.support import (
 from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.helpers import (
     PASSWORD,
+    csrf_from,
     db_all,
     db_scalar,
     db_write,
@@ -229,6 +231,25 @@ async def test_turning_off_needs_the_password_and_a_current_code(
     page = await client.get(off.headers["location"])
     assert "Two-factor sign-in with an authenticator app is off." in page.text
     assert "Set up an authenticator app" in page.text
+
+
+async def test_turning_off_counts_each_attempt_before_checking_it(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Count first, then work: concurrent guesses from one session cannot all pass a check
+    made before any of them is counted, so no more are evaluated than the account's limit."""
+    settings = make_settings(backend, tmp_path, signin_limit_account="3 per 15 minutes")
+    async with running_app(settings) as app, client_for(app) as client:
+        await sign_up(client)
+        totp = await enrol_totp(client)
+        token = csrf_from((await client.get(SECURITY)).text)
+        guess = {"password": PASSWORD, "code": wrong_code(totp.secret), "csrf_token": token}
+        answers = await asyncio.gather(
+            *(client.post(SECURITY + "/totp/disable", data=guess) for _ in range(6))
+        )
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [400, 400, 400, 429, 429, 429], statuses
+        assert "On. Signing in asks" in (await client.get(SECURITY)).text
 
 
 async def test_new_recovery_codes_replace_the_old_ones(client: httpx.AsyncClient) -> None:
