@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.audit import AuditEvent
 from app.identity.models import Identity
+from tests.conftest import client_for
 from tests.helpers import db_all
 
 REASON_RE = re.compile(r'data-reason="([^"]+)"')
@@ -46,6 +47,16 @@ async def callback(
 ) -> httpx.Response:
     params = {"code": code, "state": started.state, **extra}
     return await client.get(f"/sign-in/{started.provider}/callback", params=params)
+
+
+async def assert_replay_refused(app: FastAPI, cookie: str, started: Started, code: str) -> None:
+    """Another browser presenting a used state cookie again is refused, and signs nobody in."""
+    async with client_for(app) as replayer:
+        replayer.cookies.set("gh_oidc", cookie)
+        replay = await callback(replayer, started, code)
+    assert replay.status_code == 400
+    assert reason(replay) == "state_replayed"
+    assert "gh_session" not in replayer.cookies
 
 
 def new_code() -> str:
