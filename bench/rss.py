@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODERN, routing_headers, tools_call_body  # noqa: E402
-from run import BENCH, PYTHON, ROOT, Server, get_token  # noqa: E402
+from run import BENCH, PYTHON, ROOT, Server, token_and_keys  # noqa: E402
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -81,7 +81,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gatehouse-rss-"))
     port = args.port
     base = f"http://127.0.0.1:{port}"
-    audience = f"{base}/mcp"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     gh_env = {
         **env,
@@ -93,13 +92,7 @@ def main() -> None:
         "GATEHOUSE_ENV": "development",
     }
     subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=gh_env, check=True)
-    gatehouse = Server("gatehouse", [PYTHON, "-m", "app", "serve"], port, gh_env, work / "t.log")
-    try:
-        token = get_token(base, audience)
-        (work / "jwks.json").write_text(httpx.get(f"{base}/jwks.json").text)
-    finally:
-        gatehouse.stop()
-    shared = ["--jwks", str(work / "jwks.json"), "--issuer", base, "--audience", audience]
+    token, shared = token_and_keys([PYTHON, "-m", "app", "serve"], port, gh_env, work)
     argv = {
         "gatehouse": ([PYTHON, "-m", "app", "serve", *args.serve_args.split()], port),
         "peer": (

@@ -148,6 +148,22 @@ def gatehouse_env(work: Path, database_url: str = "", **extra: str) -> dict[str,
     }
 
 
+def token_and_keys(
+    argv: list[str], port: int, env: dict[str, str], work: Path
+) -> tuple[str, list[str]]:
+    """A real token from Gatehouse's OAuth flow (a Gatehouse started for it, then stopped), and
+    the arguments the peers and ceilings verify it with: its keys, issuer and audience."""
+    base = f"http://127.0.0.1:{port}"
+    audience = f"{base}/mcp"
+    gatehouse = Server("gatehouse", argv, port, env, work / "gatehouse.log")
+    try:
+        token = get_token(base, audience)
+        (work / "jwks.json").write_text(httpx.get(f"{base}/jwks.json").text)
+    finally:
+        gatehouse.stop()
+    return token, ["--jwks", str(work / "jwks.json"), "--issuer", base, "--audience", audience]
+
+
 def sign_up(browser: httpx.Client, email: str = "") -> str:
     """A new account through the sign-up form; its email (password: PASSWORD)."""
     email = email or f"bench-{secrets.token_hex(4)}@example.com"
@@ -377,8 +393,6 @@ def main() -> None:
         raise SystemExit("needs wrk and taskset (apt-get install -y wrk util-linux)")
 
     work = Path(tempfile.mkdtemp(prefix="gatehouse-bench-"))
-    base = "http://127.0.0.1:8101"
-    audience = f"{base}/mcp"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     gh_env = gatehouse_env(work, args.database_url)
     subprocess.run([PYTHON, "-m", "app", "db", "upgrade"], cwd=ROOT, env=gh_env, check=True)
@@ -404,14 +418,7 @@ def main() -> None:
         argv[name] = [PYTHON, "-m", "app", "serve", *(extra[0].split() if extra else [])]
         ports[name], cwd[name] = 8101, Path(directory)
 
-    # A real token from Gatehouse's OAuth flow, and the keys the others verify it with.
-    gatehouse = Server("gatehouse", argv["gatehouse"], 8101, gh_env, work / "gatehouse.log")
-    try:
-        token = get_token(base, audience)
-        (work / "jwks.json").write_text(httpx.get(f"{base}/jwks.json").text)
-    finally:
-        gatehouse.stop()
-    shared = ["--jwks", str(work / "jwks.json"), "--issuer", base, "--audience", audience]
+    token, shared = token_and_keys(argv["gatehouse"], 8101, gh_env, work)
     for name in ("peer", "peer-sse", "ceiling", "ceiling-raw"):
         argv[name] += shared
 
