@@ -5,6 +5,8 @@ through a provider (no password) gets a plain answer when it asks to change its 
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select, update
@@ -12,7 +14,7 @@ from sqlalchemy import select, update
 from app.auth.models import User
 from app.db import utcnow
 from app.identity.models import Identity
-from tests.auth.recovery.conftest import gatehouse
+from tests.auth.recovery.conftest import gatehouse, outbox_of
 from tests.auth.recovery.test_password_reset import (
     connected,
     grants_of,
@@ -74,6 +76,8 @@ async def test_a_reset_of_a_proved_address_keeps_apps_when_asked_but_unlinks_pro
     assert (await set_password(client, link, disconnect=False)).status_code == 200
     assert await db_all(mail_app, select(Identity).where(Identity.user_id == user.id)) == []
     assert any(g.revoked_at is None for g in await grants_of(mail_app, email))
+    # The notice leaves through the outbox after the answer: the last message once it is idle.
+    await asyncio.wait_for(outbox_of(mail_app).idle(), 30)
     notice = smtp_server.to(email)[-1]
     assert "Sign-in through an identity provider was unlinked" in notice.text
 
