@@ -295,7 +295,7 @@ def record_full_collections(gc_file: Path, runs: list[dict[str, Any]]) -> None:
         run["gc_full_ms_total"] = sum(pauses)
 
 
-def _fresh_database(url: str) -> str:
+def fresh_database(url: str) -> str:
     """Drop and create the database `url` names (psql on the same server)."""
     name = url.rsplit("/", 1)[1]
     server = url.rsplit("/", 1)[0] + "/postgres"
@@ -315,7 +315,7 @@ def print_report(
     import token_bench
 
     tokens = token_bench.measure(
-        _fresh_database(args.token_database_url), seconds=args.seconds, connections=16, codes=1500
+        fresh_database(args.token_database_url), seconds=args.seconds, connections=16, codes=1500
     )
     signin = signin_load.measure(args.database_url, seconds=args.seconds, signers=8, rate=200)
     setup = (
