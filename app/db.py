@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.engine import CursorResult, Dialect, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import InvalidatePoolError
@@ -159,6 +160,12 @@ def _ensure_sqlite_directory(database_url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def table_of(entity: type[Base]) -> Table:
+    """An entity's table, for Core statements on a hot path: executed as they are, without the
+    ORM's bulk-statement handling or the unit of work (column defaults still apply)."""
+    return cast("Table", entity.__table__)
+
+
 def rows_affected(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE changed (executing one gives a CursorResult)."""
     return int(cast("CursorResult[Any]", result).rowcount or 0)
@@ -168,9 +175,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed when the handler returns, rolled back if it raises."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session committed when the block ends, rolled back if it raises."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -178,6 +187,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed when the handler returns, rolled back if it raises."""
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
 
 
 # scope="function": commit before the response is sent, so a client never sees a redirect or a

@@ -253,6 +253,7 @@ def _freeze_startup_objects() -> None:
 def _install_authorization_server(app: FastAPI) -> None:
     from app.identity.router import router as identity_router
     from app.oauth.endpoints import router as oauth_router
+    from app.oauth.endpoints.token import put_before_router
     from app.oauth.errors import install_oauth_error_handler
     from app.vault.router import router as vault_router
 
@@ -272,6 +273,7 @@ def _install_authorization_server(app: FastAPI) -> None:
     templates.env.filters["device_name"] = device_name
     app.include_router(oauth_router)
     app.include_router(vault_router)
+    put_before_router(app)  # inside the pages' CORS and body limit, added after this
 
 
 async def _start_authorization_server(

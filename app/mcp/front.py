@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from app.kit.cors import PublicCors
+from app.kit.front import InFront, handled
 
 
-class McpFirst:
+class McpFirst(InFront):
     def __init__(
         self,
         app: ASGIApp,
@@ -35,13 +35,8 @@ class McpFirst:
         handlers: Mapping[Any, Any],
         origins: frozenset[str] | None,
     ) -> None:
-        self.app = app
-        self.paths = paths
-        # As FastAPI.build_middleware_stack: 500 and Exception belong to ServerErrorMiddleware.
-        table = {key: value for key, value in handlers.items() if key not in (500, Exception)}
-        handled = ExceptionMiddleware(endpoint, handlers=table)
-        self.mcp = PublicCors(
-            handled,
+        cors = PublicCors(
+            handled(endpoint, handlers),
             paths=paths,
             origins=origins,
             allow_headers=(
@@ -51,9 +46,4 @@ class McpFirst:
             expose_headers="WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version",
             methods="GET, POST, DELETE, OPTIONS",
         )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths:
-            await self.mcp(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        super().__init__(app, endpoint=cors, paths=paths)
