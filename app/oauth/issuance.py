@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from app.config import Settings
-from app.db import utcnow
+from app.db import table_of, utcnow
 from app.kit.security import hash_token
 from app.oauth.access_tokens import AccessTokenRequest
 from app.oauth.models import OAuthClient, OAuthGrant, RefreshToken
@@ -48,27 +49,45 @@ def refresh_token_hash(secret_key: bytes, token: str) -> str:
 # Built once: the statement object carries its memoised cache key, so each execution skips both
 # building the expression and computing the key (bench/token_bench.py).
 _REFRESH_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("token_hash"))
+# For the refresh grant: the presenting client is already in the session (the client check
+# loaded it) and only a row of that client is used, so the grant's client is not joined again;
+# reading it takes the loaded one from the session's identity map.
+_OWN_REFRESH_BY_HASH = _REFRESH_BY_HASH.options(
+    joinedload(RefreshToken.grant).lazyload(OAuthGrant.client)
+)
 
 
 async def find_refresh_token(
-    session: AsyncSession, secret_key: bytes, token: str
+    session: AsyncSession, secret_key: bytes, token: str, *, client_loaded: bool = False
 ) -> RefreshToken | None:
+    """The row of `token`; `client_loaded` when the caller holds the row's client already."""
     token_hash = refresh_token_hash(secret_key, token)
-    result = await session.execute(_REFRESH_BY_HASH, {"token_hash": token_hash})
+    statement = _OWN_REFRESH_BY_HASH if client_loaded else _REFRESH_BY_HASH
+    result = await session.execute(statement, {"token_hash": token_hash})
     return result.scalar_one_or_none()
+
+
+def refresh_row_values(
+    settings: Settings, grant: OAuthGrant, client: OAuthClient, scopes: str, token: str
+) -> dict[str, Any]:
+    """The columns of a new refresh token's row; only its hash is stored."""
+    return {
+        "token_hash": refresh_token_hash(settings.secret_key_bytes, token),
+        "grant_id": grant.id,
+        "client_pk": client.id,
+        "scopes": scopes,
+        "expires_at": utcnow() + timedelta(seconds=settings.refresh_token_ttl),
+    }
 
 
 def new_refresh_row(
     settings: Settings, grant: OAuthGrant, client: OAuthClient, scopes: str, token: str
 ) -> RefreshToken:
-    """The row for a new refresh token; only its hash is stored."""
-    return RefreshToken(
-        token_hash=refresh_token_hash(settings.secret_key_bytes, token),
-        grant_id=grant.id,
-        client_pk=client.id,
-        scopes=scopes,
-        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
-    )
+    """The row for a new refresh token, to add to the session."""
+    return RefreshToken(**refresh_row_values(settings, grant, client, scopes, token))
+
+
+INSERT_REFRESH = insert(table_of(RefreshToken))
 
 
 def touch(row: OAuthGrant | OAuthClient, now: datetime) -> None:

@@ -14,16 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.config import Settings
-from app.db import rows_affected, utcnow
+from app.db import rows_affected, table_of, utcnow
 from app.kit.envelope import DecryptionError, Envelope, Sealed
 from app.kit.security import new_token
 from app.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from app.oauth.issuance import (
+    INSERT_REFRESH,
     REFRESH_PREFIX,
     TokenResponse,
     find_refresh_token,
     issue_access,
-    new_refresh_row,
+    refresh_row_values,
     touch,
 )
 from app.oauth.models import OAuthClient, OAuthGrant, RefreshToken
@@ -100,7 +101,9 @@ async def _usable_row(
         raise InvalidRequest("refresh_token is required")
     if "refresh_token" not in request.client.grant_types:
         raise InvalidRequest("this client may not use the refresh_token grant")
-    row = await find_refresh_token(session, settings.secret_key_bytes, request.refresh_token)
+    row = await find_refresh_token(
+        session, settings.secret_key_bytes, request.refresh_token, client_loaded=True
+    )
     if row is None or row.client_pk != request.client.id:
         raise InvalidGrant("the refresh token is not valid")
     grant = row.grant
@@ -142,7 +145,7 @@ async def refresh(
     if await _rotate(session, settings, envelope, row, client=client, response=response, now=now):
         touch(grant, now)
         touch(client, now)
-        _refresh_outcome(session, "rotated", "token.refreshed", grant, request)
+        await _refresh_outcome(session, "rotated", "token.refreshed", grant, request)
         return response
 
     # Another request rotated it first. A retry inside the grace window gets the pair the first
@@ -150,7 +153,7 @@ async def refresh(
     # anything else is reuse.
     replay = await _live_head(session, envelope, settings, row, now)
     if replay is not None:
-        _refresh_outcome(session, "grace_replay", "token.refresh_replayed", grant, request)
+        await _refresh_outcome(session, "grace_replay", "token.refresh_replayed", grant, request)
         return await _replayed(
             settings,
             keys,
@@ -164,7 +167,7 @@ async def refresh(
     await revoke_grant(
         session, grant.id, reason="refresh_reuse", ip=request.ip, user_id=grant.user_id
     )
-    _refresh_outcome(session, "reuse_revoked", "token.reuse_detected", grant, request)
+    await _refresh_outcome(session, "reuse_revoked", "token.reuse_detected", grant, request)
     await session.commit()
     raise InvalidGrant("the refresh token was already used; its grant is revoked")
 
@@ -219,41 +222,36 @@ async def _rotate(
         scope=response.scope,
     )
     sealed = await envelope.seal(pair.to_bytes(), context=_successor_context(row))
-    successor_row = new_refresh_row(settings, row.grant, client, row.scopes, pair.refresh_token)
-    successor_row.id = uuid.uuid4()
-    # The guarded UPDATE decides the race; the successor is written (with the audit event, in
-    # the commit's one flush) only by the request that won it. successor_id is no foreign key,
-    # so it may name the row before the row exists inside this transaction.
+    successor = refresh_row_values(settings, row.grant, client, row.scopes, pair.refresh_token)
+    successor["id"] = uuid.uuid4()
+    # The guarded UPDATE decides the race; the successor is written only by the request that
+    # won it. successor_id is no foreign key, so it may name the row before the row exists
+    # inside this transaction. Both are statements, not objects for the commit's flush.
     rotated = await session.execute(
         _ROTATE,
-        {
-            "row_id": row.id,
-            "at": now,
-            "successor": successor_row.id,
-            "sealed": sealed.to_bytes(),
-        },
+        {"row_id": row.id, "at": now, "successor": successor["id"], "sealed": sealed.to_bytes()},
     )
     if not rows_affected(rotated):
         return False
-    session.add(successor_row)
+    await session.execute(INSERT_REFRESH, successor)
     return True
 
 
-# Built once (app/oauth/issuance.py's _REFRESH_BY_HASH). synchronize_session=False: the row in
-# hand is not read again after a rotation; a lost race re-reads it (`_live_head`).
+# Built once (app/oauth/issuance.py's _REFRESH_BY_HASH), on the table: the row in hand is not
+# read again after a rotation, and a lost race re-reads it (`_live_head`).
+_TOKENS = table_of(RefreshToken)
 _ROTATE = (
-    update(RefreshToken)
-    .where(RefreshToken.id == bindparam("row_id"), RefreshToken.rotated_at.is_(None))
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("row_id"), _TOKENS.c.rotated_at.is_(None))
     .values(
         rotated_at=bindparam("at"),
         successor_id=bindparam("successor"),
         successor_sealed=bindparam("sealed"),
     )
-    .execution_options(synchronize_session=False)
 )
 
 
-def _refresh_outcome(
+async def _refresh_outcome(
     session: AsyncSession,
     outcome: str,
     audit_kind: str,
@@ -263,7 +261,7 @@ def _refresh_outcome(
     """Record how a refresh ended: on its span, in the refresh counter and the audit log."""
     note(gatehouse__outcome=outcome)
     refreshes.add(1, {"gatehouse.outcome": outcome})
-    audit.record(
+    await audit.insert(
         session,
         audit_kind,
         user_id=grant.user_id,
