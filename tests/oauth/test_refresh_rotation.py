@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from app.audit import AuditEvent
 from app.db import utcnow
 from app.kit.security import hash_token
 from app.oauth.models import RefreshToken
@@ -250,3 +251,52 @@ async def test_the_successor_pair_is_stored_sealed_never_in_the_clear(
     assert blob
     assert first["refresh_token"].encode() not in blob
     assert first["access_token"].encode()[:40] not in blob
+
+
+async def test_a_rotation_writes_the_chain_and_its_audit_event(
+    app: FastAPI, client: httpx.AsyncClient, user: str, public_client: dict[str, Any]
+) -> None:
+    """The rotated row names its successor; the successor holds the new token's hash, the
+    grant's scope and a full lifetime; one `token.refreshed` event names client and grant."""
+    _, tokens = await full_flow(client, public_client["client_id"])
+    before = utcnow()
+    response = await refresh(client, public_client["client_id"], tokens["refresh_token"])
+    assert response.status_code == 200
+    new = response.json()["refresh_token"]
+    [old] = await db_rows(
+        app,
+        select(RefreshToken).where(
+            RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"])
+        ),
+    )
+    [successor] = await db_rows(
+        app, select(RefreshToken).where(RefreshToken.token_hash == refresh_hash(app, new))
+    )
+    old, successor = old[0], successor[0]
+    assert old.rotated_at is not None
+    assert before <= old.rotated_at <= utcnow()
+    assert old.successor_id == successor.id
+    assert (successor.grant_id, successor.client_pk) == (old.grant_id, old.client_pk)
+    assert successor.scopes == "mcp mcp:write"
+    assert (successor.rotated_at, successor.successor_id, successor.successor_sealed) == (
+        None,
+        None,
+        None,
+    )
+    lifetime = app.state.settings.refresh_token_ttl
+    assert before + timedelta(seconds=lifetime - 5) <= successor.expires_at
+    assert successor.expires_at <= utcnow() + timedelta(seconds=lifetime)
+    assert before <= successor.created_at <= utcnow()
+    events = [
+        event
+        for (event,) in await db_rows(app, select(AuditEvent).where(AuditEvent.at >= before))
+        if event.detail.get("grant_id") == str(old.grant_id)
+    ]
+    assert [(e.kind, e.detail) for e in events] == [
+        (
+            "token.refreshed",
+            {"client_id": public_client["client_id"], "grant_id": str(old.grant_id)},
+        )
+    ]
+    assert events[0].user_id is not None
+    assert events[0].at <= utcnow()

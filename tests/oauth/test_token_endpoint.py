@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
@@ -271,3 +273,29 @@ async def test_json_body_is_invalid_request(
         json={"grant_type": "authorization_code", "client_id": public_client["client_id"]},
     )
     assert_oauth_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_form_over_64_kib_is_413_and_changes_nothing(
+    client: httpx.AsyncClient, user: str, public_client: dict[str, Any], chunked: bool
+) -> None:
+    """/token keeps the pages' body limit when it is answered in front of the router."""
+    _, tokens = await full_flow(client, public_client["client_id"])
+    body = (
+        f"grant_type=refresh_token&client_id={public_client['client_id']}"
+        f"&refresh_token={tokens['refresh_token']}&pad=" + "x" * (64 * 1024)
+    ).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 8 * 1024):
+            yield body[start : start + 8 * 1024]
+
+    response = await client.post(
+        "/token",
+        content=chunks() if chunked else body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "invalid_request"
+    # The token was not rotated: it still refreshes.
+    assert (await refresh(client, public_client["client_id"], tokens["refresh_token"])).is_success
