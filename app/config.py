@@ -102,9 +102,11 @@ class Settings(BaseSettings):
     # Password hashes in flight per process (None: the cores available, less one); the rest
     # wait, then 503.
     password_hash_concurrency: int | None = Field(default=None, ge=1, le=256)
-    # How hash threads yield to the event loop: "low" (nice +10, a hash always progresses) or
-    # "idle" (SCHED_IDLE: the loop always comes first; a fully busy core starves sign-in).
-    password_hash_priority: Literal["low", "idle"] = "low"  # noqa: S105 - not a secret
+    # How hash threads yield to the event loop: "low" (nice +10, a hash always progresses),
+    # "idle" (SCHED_IDLE: the loop always comes first; a fully busy core starves sign-in) or
+    # "auto" (SCHED_IDLE, and a hash still not done after a second also goes to a nice +10
+    # thread: the loop comes first and sign-in still progresses on a fully busy host).
+    password_hash_priority: Literal["low", "idle", "auto"] = "auto"  # noqa: S105 - not a secret
     # Seconds a request waits for a free password-hash slot before it is refused.
     password_hash_wait: float = Field(default=5.0, ge=0, le=60)
     signup_limit_ip: str = "20 per hour"

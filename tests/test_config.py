@@ -216,6 +216,17 @@ def test_an_unsupported_database_url_is_refused_naming_the_variable(
         load_settings()
 
 
+def test_password_hashes_default_to_sched_idle_with_a_rescue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PASSWORD_HASH_PRIORITY=auto (app/auth/passwords.py): the loop before a hash, and a starved
+    hash rescued by a niced thread; `low` and `idle` stay on offer."""
+    assert load_settings().password_hash_priority == "auto"
+    for priority in ("low", "idle", "auto"):
+        monkeypatch.setenv("PASSWORD_HASH_PRIORITY", priority)
+        assert load_settings().password_hash_priority == priority
+
+
 def test_public_url_defaults_to_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOST", "127.0.0.2")
     monkeypatch.setenv("PORT", "9001")
