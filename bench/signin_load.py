@@ -295,7 +295,9 @@ def main() -> None:
         "--hash-concurrency", type=int, help="PASSWORD_HASH_CONCURRENCY (default: the server's)"
     )
     parser.add_argument(
-        "--hash-priority", default="", help="PASSWORD_HASH_PRIORITY: low or idle (default: low)"
+        "--hash-priority",
+        default="",
+        help="PASSWORD_HASH_PRIORITY: low, idle or auto (default: auto)",
     )
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(LOAD_CORE)})
