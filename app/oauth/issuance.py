@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from app.config import Settings
 from app.db import table_of, utcnow
@@ -49,26 +49,18 @@ def refresh_token_hash(secret_key: bytes, token: str) -> str:
 # Built once: the statement object carries its memoised cache key, so each execution skips both
 # building the expression and computing the key (bench/token_bench.py).
 _REFRESH_BY_HASH = select(RefreshToken).where(RefreshToken.token_hash == bindparam("token_hash"))
-# For the refresh grant: the presenting client is already in the session (the client check
-# loaded it) and only a row of that client is used, so the grant's client is not joined again;
-# reading it takes the loaded one from the session's identity map.
-_OWN_REFRESH_BY_HASH = _REFRESH_BY_HASH.options(
-    joinedload(RefreshToken.grant).lazyload(OAuthGrant.client)
-)
 
 
 async def find_refresh_token(
-    session: AsyncSession, secret_key: bytes, token: str, *, client_loaded: bool = False
+    session: AsyncSession, secret_key: bytes, token: str
 ) -> RefreshToken | None:
-    """The row of `token`; `client_loaded` when the caller holds the row's client already."""
     token_hash = refresh_token_hash(secret_key, token)
-    statement = _OWN_REFRESH_BY_HASH if client_loaded else _REFRESH_BY_HASH
-    result = await session.execute(statement, {"token_hash": token_hash})
+    result = await session.execute(_REFRESH_BY_HASH, {"token_hash": token_hash})
     return result.scalar_one_or_none()
 
 
 def refresh_row_values(
-    settings: Settings, grant: OAuthGrant, client: OAuthClient, scopes: str, token: str
+    settings: Settings, grant: GrantLike, client: OAuthClient, scopes: str, token: str
 ) -> dict[str, Any]:
     """The columns of a new refresh token's row; only its hash is stored."""
     return {
@@ -90,17 +82,36 @@ def new_refresh_row(
 INSERT_REFRESH = insert(table_of(RefreshToken))
 
 
+def use_is_news(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether a use at `now` is worth writing down: uses are noted at a coarse resolution, so
+    a busy client does not write on every refresh."""
+    return last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION
+
+
 def touch(row: OAuthGrant | OAuthClient, now: datetime) -> None:
-    """Note a use, at a coarse resolution so a busy client does not write on every refresh."""
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+    """Note a use (written with the session's next flush)."""
+    if use_is_news(row.last_used_at, now):
         row.last_used_at = now
+
+
+class GrantLike(Protocol):
+    """What issuing needs of a grant: a mapped OAuthGrant, or a refresh's GrantState."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+
+    @property
+    def resource(self) -> str: ...
 
 
 async def issue_access(
     *,
     settings: Settings,
     keys: SigningKeys,
-    grant: OAuthGrant,
+    grant: GrantLike,
     client: OAuthClient,
     scopes: list[str],
     refresh_token: str | None,

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.audit import AuditEvent
 from app.db import utcnow
 from app.kit.security import hash_token
-from app.oauth.models import RefreshToken
+from app.oauth.models import OAuthGrant, RefreshToken
 from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.helpers import sign_up
 from tests.oauth.flow import refresh, register
@@ -300,3 +301,36 @@ async def test_a_rotation_writes_the_chain_and_its_audit_event(
     ]
     assert events[0].user_id is not None
     assert events[0].at <= utcnow()
+
+
+@pytest.mark.parametrize(("ago", "noted"), [(timedelta(minutes=10), True), (timedelta(0), False)])
+async def test_a_refresh_notes_the_grants_use_at_a_coarse_resolution(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    user: str,
+    public_client: dict[str, Any],
+    ago: timedelta,
+    noted: bool,
+) -> None:
+    """The grant's last use moves on a refresh only when the one on record is over five minutes
+    old (app/oauth/issuance.py LAST_USED_RESOLUTION): a busy client does not write every time."""
+    _, tokens = await full_flow(client, public_client["client_id"])
+    [(grant_id,)] = await db_rows(
+        app,
+        select(RefreshToken.grant_id).where(
+            RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"])
+        ),
+    )
+    recorded = utcnow() - ago
+    await db_execute(
+        app, update(OAuthGrant).where(OAuthGrant.id == grant_id).values(last_used_at=recorded)
+    )
+    before = utcnow()
+    assert (await refresh(client, public_client["client_id"], tokens["refresh_token"])).is_success
+    [(last_used,)] = await db_rows(
+        app, select(OAuthGrant.last_used_at).where(OAuthGrant.id == grant_id)
+    )
+    if noted:
+        assert before <= last_used <= utcnow()
+    else:
+        assert last_used == recorded

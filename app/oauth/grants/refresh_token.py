@@ -18,16 +18,16 @@ from app.db import rows_affected, table_of, utcnow
 from app.kit.envelope import DecryptionError, Envelope, Sealed
 from app.kit.security import new_token
 from app.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
+from app.oauth.grants.presented import GrantState, PresentedToken, find_presented, touch_grant
 from app.oauth.issuance import (
     INSERT_REFRESH,
     REFRESH_PREFIX,
     TokenResponse,
-    find_refresh_token,
     issue_access,
     refresh_row_values,
     touch,
 )
-from app.oauth.models import OAuthClient, OAuthGrant, RefreshToken
+from app.oauth.models import OAuthClient, RefreshToken
 from app.oauth.resource_indicators import check_resource
 from app.oauth.revocation import revoke_grant
 from app.oauth.scopes import format_scopes, parse_scope
@@ -81,7 +81,7 @@ class _SealedPair:
         )
 
 
-def _successor_context(row: RefreshToken) -> dict[str, str]:
+def _successor_context(row: RefreshToken | PresentedToken) -> dict[str, str]:
     return {"purpose": "refresh-successor", "token": str(row.id), "grant": str(row.grant_id)}
 
 
@@ -96,14 +96,12 @@ def _narrowed(granted: list[str], requested: str | None) -> list[str]:
 
 async def _usable_row(
     session: AsyncSession, settings: Settings, request: RefreshRequest
-) -> RefreshToken:
+) -> PresentedToken:
     if not request.refresh_token:
         raise InvalidRequest("refresh_token is required")
     if "refresh_token" not in request.client.grant_types:
         raise InvalidRequest("this client may not use the refresh_token grant")
-    row = await find_refresh_token(
-        session, settings.secret_key_bytes, request.refresh_token, client_loaded=True
-    )
+    row = await find_presented(session, settings.secret_key_bytes, request.refresh_token)
     if row is None or row.client_pk != request.client.id:
         raise InvalidGrant("the refresh token is not valid")
     grant = row.grant
@@ -113,7 +111,7 @@ async def _usable_row(
         raise InvalidTarget("the resource does not match the grant")
     if grant.revoked_at is not None:
         raise InvalidGrant("the grant has been revoked")
-    if grant.user.disabled_at is not None:
+    if grant.user_disabled_at is not None:
         raise InvalidGrant("the user's account is disabled")
     if row.expires_at <= utcnow():
         raise InvalidGrant("the refresh token has expired")
@@ -143,7 +141,7 @@ async def refresh(
         refresh_token=new_token(REFRESH_PREFIX),
     )
     if await _rotate(session, settings, envelope, row, client=client, response=response, now=now):
-        touch(grant, now)
+        await touch_grant(session, grant, now)
         touch(client, now)
         await _refresh_outcome(session, "rotated", "token.refreshed", grant, request)
         return response
@@ -176,7 +174,7 @@ async def _replayed(
     settings: Settings,
     keys: SigningKeys,
     *,
-    grant: OAuthGrant,
+    grant: GrantState,
     client: OAuthClient,
     pair: _SealedPair,
     access_scopes: list[str],
@@ -201,7 +199,7 @@ async def _rotate(
     session: AsyncSession,
     settings: Settings,
     envelope: Envelope,
-    row: RefreshToken,
+    row: PresentedToken,
     *,
     client: OAuthClient,
     response: TokenResponse,
@@ -255,7 +253,7 @@ async def _refresh_outcome(
     session: AsyncSession,
     outcome: str,
     audit_kind: str,
-    grant: OAuthGrant,
+    grant: GrantState,
     request: RefreshRequest,
 ) -> None:
     """Record how a refresh ended: on its span, in the refresh counter and the audit log."""
@@ -272,13 +270,18 @@ async def _refresh_outcome(
 
 
 async def _live_head(
-    session: AsyncSession, envelope: Envelope, settings: Settings, row: RefreshToken, now: datetime
+    session: AsyncSession,
+    envelope: Envelope,
+    settings: Settings,
+    row: PresentedToken,
+    now: datetime,
 ) -> _SealedPair | None:
     """Follow the chain from `row` while every rotation is inside the grace window."""
     grace = timedelta(seconds=settings.refresh_reuse_grace)
-    current = row
-    await session.refresh(current)
+    current = await session.get(RefreshToken, row.id)  # as the rotation that won left it
     for _ in range(MAX_GRACE_CHAIN):
+        if current is None:
+            return None
         if (
             current.rotated_at is None
             or now - current.rotated_at > grace
