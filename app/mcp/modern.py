@@ -117,11 +117,12 @@ async def _admit(
         req = JSONRPCRequest.model_validate(message)
     except ValidationError:
         return None
-    if req.method == LISTEN or find_duplicated_routing_header(request.headers.items()):
+    pairs = request.headers.items()
+    if req.method == LISTEN or find_duplicated_routing_header(pairs):
         return None
-    # The ladder reads three headers, none of them repeated (checked just above), so the
-    # request's own case-insensitive mapping reads as the SDK's dict(request.headers) does.
-    verdict = classify_inbound_request(message, headers=request.headers)
+    # The ladder reads three headers, none of them repeated (checked just above), so a dict of
+    # the pairs (last one kept) reads as the SDK's dict(request.headers) (first one kept).
+    verdict = classify_inbound_request(message, headers=dict(pairs))
     if isinstance(verdict, InboundLadderRejection):
         return None
     if await sdk_modern._mcp_param_rejection(server, request, req, verdict, lifespan_state):
