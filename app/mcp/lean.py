@@ -9,8 +9,8 @@ shielded scope. For the two commonest requests most of that is the same work eve
 - the params validation, for a plain request: `name`, `arguments` and `_meta` only for
   `tools/call`, `_meta` only for `tools/list`. The surface models have no cross-field
   validators, so such params pass exactly when their `_meta` envelope does, and an envelope
-  the SDK's own check passed once is remembered by its JSON text (a client sends the same one
-  on every call; `MAX_ENVELOPES`, least recently used first);
+  the SDK's own check passed once is remembered (by its repr; a client sends the same one on
+  every call; `MAX_ENVELOPES` of them, least recently used first);
 - the result sieve, for a plain `CallToolResult` (text content, `isError`, `structuredContent`,
   nothing else): the sieve only puts its keys in the surface's order (`plain_call_result`);
   anything else goes through the SDK's own `_serialize`;
@@ -29,8 +29,8 @@ boundary, `ProtocolErrors`), the registered handler (`MCPServer._handle_call_too
 It serves only a server configured as Gatehouse configures it (`configured`): the SDK's own
 handlers, exactly the request-state boundary and ProtocolErrors as middleware (so not with
 OpenTelemetry tracing on, whose middleware would see a different chain), no cache hint on
-`tools/call`. Everything else is `serve_one`'s. tests/mcp/test_modern_equivalence.py holds the
-bytes to the SDK's.
+`tools/call`. Everything else is `serve_one`'s. tests/mcp/test_lean_equivalence.py,
+test_lean_path.py and test_modern_equivalence.py hold the bytes to the SDK's.
 """
 
 from __future__ import annotations
@@ -234,7 +234,8 @@ class LeanKernel:
         self, runner: ServerRunner[Any], method: str, version: str, result: HandlerResult
     ) -> dict[str, Any]:
         """`ServerRunner._serialize`, with a plain CallToolResult shaped by `plain_call_result`."""
-        if method == CALL and version in MODERN_PROTOCOL_VERSIONS:
+        hinted = method in self._server.cache_hints  # not for tools/call (configured)
+        if method == CALL and version in MODERN_PROTOCOL_VERSIONS and not hinted:
             shaped = plain_call_result(sdk_runner._dump_result(result))  # noqa: SLF001
             if shaped is not None:
                 # _stamp_server_info on a result without `_meta`.
