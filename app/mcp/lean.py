@@ -143,10 +143,7 @@ class LeanKernel:
     def configured(self, method: str) -> bool:
         """The SDK's own handler for `method` and exactly the middleware Gatehouse installs."""
         server = self._server
-        chain = server.middleware
-        if len(chain) != len(KNOWN_MIDDLEWARE):
-            return False
-        if any(type(m) is not known for m, known in zip(chain, KNOWN_MIDDLEWARE, strict=True)):
+        if tuple(map(type, server.middleware)) != KNOWN_MIDDLEWARE:
             return False
         entry = server.get_request_handler(method)
         if method == CALL:
