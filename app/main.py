@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        telemetry=telemetry.fastapi_config,
     )
     app.state.settings = settings  # read by app.kit.web before and after start-up
     app.state.telemetry = telemetry

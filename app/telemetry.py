@@ -27,6 +27,7 @@ from app.kit.scrub import scrub_text
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter
     from opentelemetry.sdk.trace import TracerProvider
@@ -84,6 +85,15 @@ class Telemetry:
     @property
     def enabled(self) -> bool:
         return self.tracer_provider is not None
+
+    @property
+    def fastapi_config(self) -> TelemetryConfig | None:
+        """`FastAPI(telemetry=...)`: FastAPI's default when Gatehouse's telemetry is on. Off
+        when it is off: FastAPI would otherwise ask OpenTelemetry for its global providers on
+        every request, only to find the no-op ones nothing installs (docs/PERFORMANCE.md)."""
+        if self.enabled:
+            return None
+        return {"tracing": False, "metrics": False, "logs": False}
 
     def flush(self) -> None:
         """Export what is buffered (at shutdown; the SDK also shuts down at process exit)."""

@@ -29,6 +29,7 @@ from app.mcp.auth import McpChallenge, authenticate, challenge_response
 from app.mcp.call import SCOPE_KEY, CallContext
 from app.mcp.front import McpFirst
 from app.mcp.jsonrpc_ids import has_malformed_id
+from app.mcp.lean import LeanKernel
 from app.mcp.origins import (
     McpOriginRefused,
     allowed_hosts,
@@ -223,6 +224,7 @@ class McpEndpoint:
         self.session_manager = _session_manager(
             server, security, json_response=False, stateful=True
         )
+        self.lean = LeanKernel(server.server)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -280,7 +282,8 @@ class McpEndpoint:
                 request._body = body  # noqa: SLF001 - a tool may read it, as on the SDK's path
                 lifespan = manager._lifespan_state  # noqa: SLF001 - entered by manager.run()
                 sdk = self.server.server._lowlevel_server  # noqa: SLF001
-                if await modern.answer(sdk, lifespan, request, message, private_send(send)):
+                reply = private_send(send)
+                if await modern.answer(sdk, lifespan, request, message, reply, lean=self.lean):
                     return
         await SdkResponse(manager.handle_request, body, call, session=session)(scope, receive, send)
 

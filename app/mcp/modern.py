@@ -18,7 +18,7 @@ same bytes.
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mcp.server import _streamable_http_modern as sdk_modern
 from mcp.server.connection import Connection
@@ -27,20 +27,23 @@ from mcp.server.runner import modern_error_data, serve_one
 from mcp.server.streamable_http import check_accept_headers
 from mcp.shared.inbound import (
     InboundLadderRejection,
+    InboundModernRoute,
     classify_inbound_request,
     find_duplicated_routing_header,
 )
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
+from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Send
 
+from app.mcp.lean import WIRE_JSON, LeanKernel
+
 LISTEN = "subscriptions/listen"
+
 State = TypeVar("State")  # the lifespan state of the SDK server
 
 
@@ -50,26 +53,22 @@ def is_modern(protocol_version: str | None) -> bool:
 
 
 async def answer(
-    server: Server[State], lifespan_state: State, request: Request, message: object, send: Send
+    server: Server[State],
+    lifespan_state: State,
+    request: Request,
+    message: object,
+    send: Send,
+    *,
+    lean: LeanKernel | None = None,
 ) -> bool:
-    """Answer `message` as the SDK's JSON branch would, or return False (nothing sent)."""
-    content_type = request.headers.get("content-type")
-    if content_type is None or not content_type.lower().startswith("application/json"):
+    """Answer `message` as the SDK's JSON branch would, or return False (nothing sent).
+
+    `lean`, when given, answers the plain `tools/call` and `tools/list` requests it takes in
+    place of `serve_one` (app/mcp/lean.py), after every check here has passed."""
+    admitted = await _admit(server, lifespan_state, request, message)
+    if admitted is None:
         return False
-    has_json, _ = check_accept_headers(request)
-    if not has_json or not isinstance(message, dict) or "id" not in message:
-        return False
-    try:
-        req = JSONRPCRequest.model_validate(message)
-    except ValidationError:
-        return False
-    if req.method == LISTEN or find_duplicated_routing_header(request.headers.items()):
-        return False
-    verdict = classify_inbound_request(message, headers=dict(request.headers))
-    if isinstance(verdict, InboundLadderRejection):
-        return False
-    if await sdk_modern._mcp_param_rejection(server, request, req, verdict, lifespan_state):
-        return False
+    req, verdict = admitted
     connection = Connection.from_envelope(
         verdict.protocol_version, verdict.client_info, verdict.client_capabilities
     )
@@ -81,30 +80,78 @@ async def answer(
         message_metadata=ServerMessageMetadata(request_context=request),
         progress_token=progress_token_from_params(req.params),
     )
+    params = req.params
     try:
-        result = await serve_one(
-            server,
-            dctx,
-            req.method,
-            req.params,
-            connection=connection,
-            lifespan_state=lifespan_state,
-        )
+        if lean is not None and lean.takes(req.method, params, verdict.protocol_version):
+            result = await lean.serve(
+                dctx, req.method, params, connection=connection, lifespan_state=lifespan_state
+            )
+        else:
+            result = await serve_one(
+                server,
+                dctx,
+                req.method,
+                params,
+                connection=connection,
+                lifespan_state=lifespan_state,
+            )
     except Exception as exc:  # as the SDK's _to_jsonrpc_response: the ladder maps it
         error = JSONRPCError(jsonrpc="2.0", id=req.id, error=modern_error_data(exc))
         await sdk_modern._write(error, request.scope, request.receive, send)
         return True
-    # The SDK's _write of a JSONRPCResponse: model_dump(mode="json", by_alias=True,
-    # exclude_none=True) leaves the result dict as it is (serve_one already shaped it for the
-    # wire), so the envelope is written directly; tests/mcp/test_modern_equivalence.py holds it
-    # to the SDK's bytes.
-    body = {"jsonrpc": "2.0", "id": req.id, "result": result}
-    try:
-        content = json.dumps(body, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):  # not plain JSON (a NaN, a datetime): the SDK's own writer
-        reply = JSONRPCResponse(jsonrpc="2.0", id=req.id, result=result)
-        await sdk_modern._write(reply, request.scope, request.receive, send)
-        return True
-    response = Response(content, status_code=200, media_type="application/json")
-    await response(request.scope, request.receive, send)
+    await _write_result(req.id, result, request, send)
     return True
+
+
+async def _admit(
+    server: Server[State], lifespan_state: State, request: Request, message: object
+) -> tuple[JSONRPCRequest, InboundModernRoute] | None:
+    """The request and its route, when the SDK's JSON branch would dispatch it (else None)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or not content_type.lower().startswith("application/json"):
+        return None
+    has_json, _ = check_accept_headers(request)
+    if not has_json or not isinstance(message, dict) or "id" not in message:
+        return None
+    try:
+        req = JSONRPCRequest.model_validate(message)
+    except ValidationError:
+        return None
+    pairs = request.headers.items()
+    if req.method == LISTEN or find_duplicated_routing_header(pairs):
+        return None
+    # The ladder reads three headers, none of them repeated (checked just above), so a dict of
+    # the pairs (last one kept) reads as the SDK's dict(request.headers) (first one kept).
+    verdict = classify_inbound_request(message, headers=dict(pairs))
+    if isinstance(verdict, InboundLadderRejection):
+        return None
+    if await sdk_modern._mcp_param_rejection(server, request, req, verdict, lifespan_state):
+        return None
+    return req, verdict
+
+
+async def _write_result(
+    request_id: RequestId, result: dict[str, Any] | str, request: Request, send: Send
+) -> None:
+    """The SDK's _write of a JSONRPCResponse: model_dump(mode="json", by_alias=True,
+    exclude_none=True) leaves the result dict as it is (serve_one already shaped it for the
+    wire), so the envelope is written directly; a result already written as JSON text (a
+    listing, app/mcp/lean.py) is the same dump's text, and json.dumps of the envelope is the
+    concatenation of its members' dumps. tests/mcp/test_modern_equivalence.py holds it to the
+    SDK's bytes."""
+    if isinstance(result, str):
+        content = f'{{"jsonrpc":"2.0","id":{json.dumps(request_id)},"result":{result}}}'
+    else:
+        envelope = {"jsonrpc": "2.0", "id": request_id, "result": result}
+        try:
+            content = WIRE_JSON.encode(envelope)
+        except (TypeError, ValueError):  # not plain JSON (a NaN, a datetime): the SDK's writer
+            reply = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
+            await sdk_modern._write(reply, request.scope, request.receive, send)
+            return
+    # What Response(content, status_code=200, media_type="application/json") sends.
+    body = content.encode()
+    length = str(len(body)).encode("latin-1")
+    headers = [(b"content-length", length), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

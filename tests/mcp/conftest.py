@@ -1,4 +1,5 @@
-"""Fixtures for the /mcp tests: one live Gatehouse with MCP_TOOLSETS=conformance per session."""
+"""Fixtures for the /mcp tests: a live Gatehouse with MCP_TOOLSETS=conformance per session, and one
+in this process (`lean_app`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from tests.conftest import Backend, LiveServer, _upgrade, free_port, start_server
+from app.main import create_app
+from tests.conftest import (
+    Backend,
+    LiveServer,
+    _upgrade,
+    free_port,
+    lifespan_in_own_task,
+    make_settings,
+    start_server,
+)
 from tests.mcp.support import Grant, obtain_grant
 
 
@@ -52,3 +63,22 @@ async def conformance_server(
         yield ConformanceServer(server, grant, other, proxy_port)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+async def lean_app(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FastAPI]:
+    """An app in this process with every built-in tool, the conformance fixtures included."""
+    settings = make_settings(backend, tmp_path_factory.mktemp("lean"), mcp_toolsets=["conformance"])
+    application = create_app(settings)
+    async with lifespan_in_own_task(application):
+        yield application
+
+
+@pytest.fixture
+async def lean_client(lean_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=lean_app, client=("127.0.0.1", 50000))
+    base = lean_app.state.settings.public_url
+    async with httpx.AsyncClient(transport=transport, base_url=base) as c:
+        yield c

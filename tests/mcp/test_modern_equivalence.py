@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.mcp import modern
+from tests.mcp.equivalence import Headers, both, send
 from tests.mcp.support import MODERN, Grant, mcp_request, obtain_grant
 
 
@@ -62,46 +63,13 @@ CASES: dict[str, tuple[str, dict[str, Any] | None]] = {
 }
 
 
-Answer = tuple[int, list[tuple[str, str]], bytes]
-
-
-async def _send(
-    client: httpx.AsyncClient,
-    body: dict[str, Any] | bytes,
-    headers: dict[str, str] | list[tuple[str, str]],
-    path: str = "/mcp",
-) -> Answer:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = await client.post(path, content=content, headers=headers)
-    kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "date"]
-    return response.status_code, kept, response.content
-
-
-async def _both(
-    client: httpx.AsyncClient,
-    monkeypatch: pytest.MonkeyPatch,
-    body: dict[str, Any] | bytes,
-    headers: dict[str, str] | list[tuple[str, str]],
-    path: str = "/mcp",
-) -> tuple[Answer, Answer]:
-    lean = await _send(client, body, headers, path)
-    with monkeypatch.context() as patched:
-
-        async def sdk_only(*_args: Any) -> bool:
-            return False
-
-        patched.setattr(modern, "answer", sdk_only)
-        sdk = await _send(client, body, headers, path)
-    return lean, sdk
-
-
 @pytest.mark.parametrize("case", CASES)
 async def test_the_same_bytes_as_the_sdk(
     client: httpx.AsyncClient, grant: Grant, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     method, params = CASES[case]
     body, headers = mcp_request(method, params, token=grant.access_token, version=MODERN)
-    lean, sdk = await _both(client, monkeypatch, body, headers)
+    lean, sdk = await both(client, monkeypatch, body, headers)
     assert lean == sdk
     assert lean[2].startswith(b'{"jsonrpc":"2.0","id":1,'), lean
 
@@ -113,18 +81,15 @@ async def test_the_lean_path_answers_the_common_case(
     answered: list[bool] = []
     real = modern.answer
 
-    async def counting(*args: Any) -> bool:
-        answered.append(await real(*args))
+    async def counting(*args: Any, **kwargs: Any) -> bool:
+        answered.append(await real(*args, **kwargs))
         return answered[-1]
 
     monkeypatch.setattr(modern, "answer", counting)
     body, headers = mcp_request(*_call("whoami"), token=grant.access_token, version=MODERN)
-    status, _, content = await _send(client, body, headers)
+    status, _, content = await send(client, body, headers)
     assert status == 200, content
     assert answered == [True]
-
-
-Headers = dict[str, str] | list[tuple[str, str]]
 
 
 def _refusals(token: str) -> dict[str, tuple[dict[str, Any] | bytes, Headers]]:
@@ -191,7 +156,7 @@ async def test_what_the_sdk_refuses_is_refused_alike(
     client: httpx.AsyncClient, grant: Grant, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     body, headers = _refusals(grant.access_token)[case]
-    lean, sdk = await _both(client, monkeypatch, body, headers)
+    lean, sdk = await both(client, monkeypatch, body, headers)
     assert lean == sdk
     assert dict(lean[1]).get("cache-control", "").startswith("no-store"), lean
 
@@ -200,6 +165,6 @@ async def test_the_same_bytes_on_the_trailing_slash_path(
     client: httpx.AsyncClient, grant: Grant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body, headers = mcp_request(*_call("whoami"), token=grant.access_token, version=MODERN)
-    lean, sdk = await _both(client, monkeypatch, body, headers, path="/mcp/")
+    lean, sdk = await both(client, monkeypatch, body, headers, path="/mcp/")
     assert lean == sdk
     assert lean[0] == 200, lean
