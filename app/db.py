@@ -107,9 +107,12 @@ def create_engine(database_url: str) -> AsyncEngine:
         # used to open and close a connection for every few dozen token grants (a
         # connection costs a TLS probe, authentication and the statements' preparation:
         # about 5% of a refresh grant's CPU under 16 concurrent clients, bench/token_bench.py).
-        # The most a worker opens stays 30.
+        # The most a worker opens stays 30. Last in, first out: at a modest rate the same few
+        # connections serve every request, rather than each of the 20 in turn (each then idle
+        # long enough to be pinged first, below).
         pool_size=20,
         max_overflow=10,
+        pool_use_lifo=True,
         pool_timeout=POOL_TIMEOUT,
         hide_parameters=True,
         connect_args={
