@@ -63,6 +63,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Literal, TypeVar
 
+import argon2.exceptions
 from anyio import CancelScope
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -86,7 +87,25 @@ T = TypeVar("T")
 HashPriority = Literal["low", "idle", "auto"]  # PASSWORD_HASH_PRIORITY
 logger = logging.getLogger("gatehouse.auth")
 
-_hasher = PasswordHash((Argon2Hasher(),))
+
+class _Argon2(Argon2Hasher):
+    """pwdlib's argon2id hasher, but only a mismatch is a wrong password.
+
+    pwdlib reads every argon2 VerificationError as False, and argon2-cffi raises one for a check
+    that could not run ("Memory allocation error": 64 MiB refused under an address-space limit or
+    strict overcommit): the right password then read as a wrong one, and sign-in counted a
+    failure against the account. Such an error now propagates (`verify_password` answers it as
+    a busy server).
+    """
+
+    def verify(self, password: str | bytes, hash: str | bytes) -> bool:  # noqa: A002 - pwdlib's name
+        try:
+            return bool(self._hasher.verify(hash, password))
+        except (argon2.exceptions.VerifyMismatchError, argon2.exceptions.InvalidHashError):
+            return False
+
+
+_hasher = PasswordHash((_Argon2(),))
 # Verified against when the email is unknown, so a miss costs what a wrong password costs.
 _DUMMY_HASH = _hasher.hash("gatehouse-timing-equaliser")
 
@@ -265,12 +284,19 @@ def password_problem(password: str) -> str | None:
 
 
 async def hash_password(password: str) -> str:
-    return await _off_loop(_hasher.hash, password)
+    try:
+        return await _off_loop(_hasher.hash, password)
+    except argon2.exceptions.HashingError as exc:  # no memory for it: our fault, not the caller's
+        raise GateBusy("password hash", retry_after=2) from exc
 
 
 async def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
-    """(matches, new hash if the stored one uses outdated parameters)."""
-    if password_hash is None:
-        await _off_loop(_hasher.verify, password, _DUMMY_HASH)
-        return False, None
-    return await _off_loop(_hasher.verify_and_update, password, password_hash)
+    """(matches, new hash if the stored one uses outdated parameters). A check that could not
+    run (argon2 got no memory) is GateBusy, a 503 with Retry-After: never a wrong password."""
+    try:
+        if password_hash is None:
+            await _off_loop(_hasher.verify, password, _DUMMY_HASH)
+            return False, None
+        return await _off_loop(_hasher.verify_and_update, password, password_hash)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.HashingError) as exc:
+        raise GateBusy("password hash", retry_after=2) from exc
