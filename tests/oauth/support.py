@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import Executable
+from sqlalchemy import Executable, update
 
+from app.db import utcnow
+from app.oauth.issuance import refresh_token_hash
+from app.oauth.models import RefreshToken
 from tests.oauth.flow import Authorization, authorize_code, exchange
 
 ISSUER = "http://127.0.0.1:8000"  # make_settings' PUBLIC_URL
@@ -65,3 +69,20 @@ async def db_rows(app: FastAPI, stmt: Executable) -> list[Any]:
 async def db_execute(app: FastAPI, stmt: Executable) -> None:
     async with app.state.sessionmaker() as session, session.begin():
         await session.execute(stmt)
+
+
+def refresh_hash(app: FastAPI, token: str) -> str:
+    """The stored hash of a refresh token (app/oauth/issuance.py refresh_token_hash)."""
+    return refresh_token_hash(app.state.settings.secret_key_bytes, token)
+
+
+async def rotated_before_the_grace_window(app: FastAPI, token: str) -> None:
+    """Backdate the rotation of `token`'s row past REFRESH_REUSE_GRACE, so presenting it again
+    is reuse rather than a retry."""
+    grace = app.state.settings.refresh_reuse_grace
+    await db_execute(
+        app,
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == refresh_hash(app, token))
+        .values(rotated_at=utcnow() - timedelta(seconds=grace + 5)),
+    )

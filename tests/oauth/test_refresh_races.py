@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,17 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.audit import AuditEvent
 from app.db import utcnow
-from app.kit.security import hash_token
 from app.oauth.models import OAuthGrant, RefreshToken
 from tests.conftest import Backend
 from tests.oauth.flow import refresh
-from tests.oauth.support import assert_oauth_error, db_execute, db_rows, full_flow
+from tests.oauth.support import (
+    assert_oauth_error,
+    db_execute,
+    db_rows,
+    full_flow,
+    refresh_hash,
+    rotated_before_the_grace_window,
+)
 
 CONCURRENT = 8
-
-
-def refresh_hash(app: FastAPI, token: str) -> str:
-    return hash_token(app.state.settings.secret_key_bytes, token, purpose="refresh")
 
 
 async def grant_of(app: FastAPI, token: str) -> OAuthGrant:
@@ -88,13 +89,7 @@ async def test_a_live_refresh_racing_replays_of_a_stale_token_ends_revoked(
     client_id = public_client["client_id"]
     _, tokens = await full_flow(client, client_id)
     live = (await refresh(client, client_id, tokens["refresh_token"])).json()["refresh_token"]
-    grace = app.state.settings.refresh_reuse_grace
-    await db_execute(
-        app,
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"]))
-        .values(rotated_at=utcnow() - timedelta(seconds=grace + 5)),
-    )
+    await rotated_before_the_grace_window(app, tokens["refresh_token"])
     stale = [refresh(client, client_id, tokens["refresh_token"]) for _ in range(3)]
     responses = await asyncio.gather(refresh(client, client_id, live), *stale)
     for replay in responses[1:]:
@@ -120,13 +115,7 @@ async def test_each_outcome_writes_its_audit_events(
     _, tokens = await full_flow(client, client_id)
     assert (await refresh(client, client_id, tokens["refresh_token"])).is_success
     assert (await refresh(client, client_id, tokens["refresh_token"])).is_success  # replay
-    grace = app.state.settings.refresh_reuse_grace
-    await db_execute(
-        app,
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"]))
-        .values(rotated_at=utcnow() - timedelta(seconds=grace + 5)),
-    )
+    await rotated_before_the_grace_window(app, tokens["refresh_token"])
     reuse = await refresh(client, client_id, tokens["refresh_token"])
     assert_oauth_error(reuse, 400, "invalid_grant")
     grant = await grant_of(app, tokens["refresh_token"])

@@ -13,16 +13,19 @@ from sqlalchemy import select, update
 
 from app.audit import AuditEvent
 from app.db import utcnow
-from app.kit.security import hash_token
 from app.oauth.models import OAuthGrant, RefreshToken
 from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.helpers import sign_up
 from tests.oauth.flow import refresh, register
-from tests.oauth.support import assert_oauth_error, db_execute, db_rows, full_flow, verify_jwt
-
-
-def refresh_hash(app: FastAPI, token: str) -> str:
-    return hash_token(app.state.settings.secret_key_bytes, token, purpose="refresh")
+from tests.oauth.support import (
+    assert_oauth_error,
+    db_execute,
+    db_rows,
+    full_flow,
+    refresh_hash,
+    rotated_before_the_grace_window,
+    verify_jwt,
+)
 
 
 async def test_refresh_rotates_the_refresh_token(
@@ -60,13 +63,7 @@ async def test_reuse_after_grace_window_revokes_the_grant(
     _, tokens = await full_flow(client, public_client["client_id"])
     first = await refresh(client, public_client["client_id"], tokens["refresh_token"])
     successor = first.json()["refresh_token"]
-    grace = app.state.settings.refresh_reuse_grace
-    await db_execute(
-        app,
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == refresh_hash(app, tokens["refresh_token"]))
-        .values(rotated_at=utcnow() - timedelta(seconds=grace + 5)),
-    )
+    await rotated_before_the_grace_window(app, tokens["refresh_token"])
     reuse = await refresh(client, public_client["client_id"], tokens["refresh_token"])
     assert_oauth_error(reuse, 400, "invalid_grant")
     # The whole grant is revoked: the legitimate holder's successor fails too.
