@@ -13,10 +13,9 @@ from dataclasses import replace
 from typing import Protocol
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
@@ -37,7 +36,7 @@ from app.connectors.consent import ConnectorConsent
 from app.connectors.registry import build_connectors
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
-from app.failures import RETRY_AFTER, install_failure_handlers
+from app.failures import install_failure_handlers
 from app.housekeeping import purge
 from app.identity.flow import Providers
 from app.kit.body_limit import BodyLimit
@@ -61,11 +60,11 @@ from app.oauth.client_keys import ClientKeys
 from app.oauth.client_names import AuthorizeClientNames
 from app.oauth.logos import ClientLogos
 from app.oauth.signing_keys import SigningKeys
+from app.ops import ops_router
 from app.state import (
     AuthorizationServices,
     ResourceServices,
     Services,
-    ServicesDep,
     publish,
 )
 from app.telemetry import Telemetry, instrument_app, instrument_engine, setup_telemetry
@@ -137,29 +136,6 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
     app.add_middleware(UnhandledErrors)  # outermost of ours: one line and a 500 for the rest
     instrument_app(app, telemetry)
     return app
-
-
-ops_router = APIRouter(tags=["ops"])
-
-
-@ops_router.get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@ops_router.get("/ready")
-async def ready(services: ServicesDep) -> Response:
-    try:
-        async with services.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means "not ready"; say which kind, no details
-        logger.warning("readiness check failed: %s", type(exc).__name__)
-        return JSONResponse(
-            {"status": "unavailable", "database": "unreachable"},
-            503,
-            headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
-        )
-    return JSONResponse({"status": "ok", "database": "ok"})
 
 
 class McpEndpointLike(Protocol):
