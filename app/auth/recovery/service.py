@@ -6,6 +6,8 @@ transaction that made its link has committed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -127,6 +129,26 @@ async def send_reset_link(
 
 RESET_PURPOSES: tuple[tokens.Purpose, ...] = ("reset_password", "admin_reset_password")
 
+# The reset links whose new password this process is hashing now. A single-use link buys one
+# hash: without this, every POST sent with one live link while its first hash runs would queue
+# a hash too (up to the hash pool's whole queue, which sign-in shares), each only to find the
+# link spent. The hash runs before the link is spent, outside any transaction, so that no row
+# (and on SQLite no database) stays locked for the length of an argon2 hash.
+_hashing: set[object] = set()
+
+
+@contextmanager
+def _one_hash_per_link(link_id: object) -> Iterator[None]:
+    """Hold the link's place while its password hashes; a second use meanwhile is LinkProblem
+    (the page says the link was used, which it is about to be)."""
+    if link_id in _hashing:
+        raise LinkProblem()
+    _hashing.add(link_id)
+    try:
+        yield
+    finally:
+        _hashing.discard(link_id)
+
 
 async def admin_reset_link(session: AsyncSession, settings: Settings, *, email: str) -> str | None:
     """A one-time reset link for an administrator to hand over (`gatehouse users
@@ -163,8 +185,9 @@ async def reset_password(
     problem = password_problem(new_password)
     if problem:
         raise accounts.AccountError(problem)
-    password_hash = await hash_password(new_password)  # before the row lock, not under it
-    used = await tokens.consume(session, settings, token=token, purpose=purpose)
+    with _one_hash_per_link(live.id):
+        password_hash = await hash_password(new_password)  # before the row lock, not under it
+        used = await tokens.consume(session, settings, token=token, purpose=purpose)
     user = await session.get(User, used.user_id) if used else None
     if user is None or user.disabled_at is not None:
         raise LinkProblem()
