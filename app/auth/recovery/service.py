@@ -161,21 +161,12 @@ async def admin_reset_link(session: AsyncSession, settings: Settings, *, email: 
     return tokens.link(settings, mails.RESET_PATH, token)
 
 
-async def reset_password(
-    session: AsyncSession,
-    settings: Settings,
-    outbox: Outbox,
-    *,
-    token: str,
-    new_password: str,
-    disconnect_apps: bool,
-    ip: str | None,
-) -> User:
-    """Set a new password through a reset link; every session ends, apps optionally too.
-
-    Raises AccountError for an unacceptable password (the link stays usable) and LinkProblem for
-    a used, expired or unknown link.
-    """
+async def _spend_reset_link(
+    session: AsyncSession, settings: Settings, *, token: str, new_password: str
+) -> tuple[User, str, tokens.Purpose]:
+    """The account a reset link is for, the new password's hash and the link's purpose, with the
+    link spent. AccountError for an unacceptable password (the link stays usable), LinkProblem
+    for a used, expired or unknown link or a disabled account."""
     live = await tokens.peek(session, settings, token=token, purposes=RESET_PURPOSES)
     if live is None:
         raise LinkProblem()
@@ -191,6 +182,27 @@ async def reset_password(
     user = await session.get(User, used.user_id) if used else None
     if user is None or user.disabled_at is not None:
         raise LinkProblem()
+    return user, password_hash, purpose
+
+
+async def reset_password(
+    session: AsyncSession,
+    settings: Settings,
+    outbox: Outbox,
+    *,
+    token: str,
+    new_password: str,
+    disconnect_apps: bool,
+    ip: str | None,
+) -> User:
+    """Set a new password through a reset link; every session ends, apps optionally too.
+
+    Raises AccountError for an unacceptable password (the link stays usable) and LinkProblem for
+    a used, expired or unknown link.
+    """
+    user, password_hash, purpose = await _spend_reset_link(
+        session, settings, token=token, new_password=new_password
+    )
     now = utcnow()
     user.password_hash = password_hash
     # An account nobody had proved the address of may have been made by someone else (an
