@@ -318,8 +318,9 @@ async def link_account(
         )
         return _link_form(request, upstream, pending, "That password is not right.", 401)
     person = _person(pending)
-    if await service.find_identity(session, provider=name, subject=person.subject) is None:
-        await service.link(session, user=user, config=upstream.config, person=person)
+    if not await service.link_once(session, user=user, config=upstream.config, person=person):
+        taken = f"This {upstream.config.label} sign-in is linked to another account here."
+        return _link_form(request, upstream, pending, taken, 409)
     response = await resolution_response(
         request,
         session,

@@ -209,6 +209,25 @@ async def link(
     return identity
 
 
+async def link_once(
+    session: AsyncSession, *, user: User, config: ProviderConfig, person: UpstreamPerson
+) -> bool:
+    """Link `person` to `user` unless it is linked already; True when it is now `user`'s.
+
+    Two submits of one form can both find no identity: the one whose insert loses the race
+    reads the identity the other made (False when that is another account's), never a 500.
+    """
+    identity = await find_identity(session, provider=config.name, subject=person.subject)
+    if identity is None:
+        try:
+            async with session.begin_nested():
+                await link(session, user=user, config=config, person=person)
+            return True
+        except IntegrityError:
+            identity = await find_identity(session, provider=config.name, subject=person.subject)
+    return identity is not None and identity.user_id == user.id
+
+
 async def identities_of(session: AsyncSession, *, user_id: uuid.UUID) -> list[Identity]:
     stmt = select(Identity).where(Identity.user_id == user_id).order_by(Identity.created_at)
     return list((await session.execute(stmt)).scalars())

@@ -4,17 +4,28 @@ only after its password (or being signed in to it); an account keeps one way to 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
 import httpx
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, text, update
 
 from app.auth.models import User
 from app.db import utcnow
-from tests.conftest import client_for, make_settings, running_app
-from tests.helpers import PASSWORD, csrf_from, db_scalar, db_write, sign_in, sign_up
+from app.identity.models import Identity
+from tests.conftest import Backend, client_for, make_settings, running_app
+from tests.helpers import (
+    PASSWORD,
+    csrf_from,
+    db_scalar,
+    db_write,
+    sign_in,
+    sign_up,
+    user_by_email,
+)
 from tests.identity.conftest import provider_settings
 from tests.identity.fake_github_oauth import FakeGitHubOAuth
 from tests.identity.stub_idp import StubIdp
@@ -267,3 +278,75 @@ async def test_guessing_the_linking_password_is_limited_like_sign_in(
         assert right.status_code == 429
         assert "Too many failed attempts" in right.text
         assert await identities_for(app, sub) == []
+
+
+async def test_a_double_submitted_link_form_links_once_and_signs_in_both_times(
+    idp_app: FastAPI, stub: StubIdp, backend: Backend
+) -> None:
+    """Two submits of one link form (a double click) can both find the identity absent; the one
+    that loses the insert must sign in with the identity the other made, not answer 500.
+
+    On PostgreSQL the race is forced: a SHARE lock on `identities` lets both submits read (no
+    identity yet) and holds both inserts until the two are waiting, then lets them go.
+    """
+    if not backend.is_postgres:
+        pytest.skip("the insert race is forced with a PostgreSQL table lock")
+    async with client_for(idp_app) as owner:
+        email = await sign_up(owner)
+    sub = _sub()
+    async with client_for(idp_app) as web, idp_app.state.sessionmaker() as gate:
+        assert (await _provider_sign_in(web, stub, sub=sub, email=email)).status_code == 303
+        form = {
+            "password": PASSWORD,
+            "csrf_token": csrf_from((await web.get("/sign-in/stub/link")).text),
+        }
+        await gate.execute(text("LOCK TABLE identities IN SHARE MODE"))
+        submits = [asyncio.create_task(web.post("/sign-in/stub/link", data=form)) for _ in "ab"]
+        waiting = text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'identities'::regclass"
+        )
+        for _ in range(500):
+            if (await gate.execute(waiting)).scalar_one() == 2:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the two submits never both waited to insert")
+        await gate.commit()
+        answers = await asyncio.gather(*submits)
+    assert [a.status_code for a in answers] == [303, 303], [a.text[:300] for a in answers]
+    [identity] = await identities_for(idp_app, sub)
+    owner_user = await db_scalar(idp_app, select(User).where(User.email == email))
+    assert identity.user_id == owner_user.id
+
+
+async def test_a_link_form_for_a_sign_in_another_account_took_meanwhile_says_so(
+    idp_app: FastAPI, stub: StubIdp
+) -> None:
+    """Between the link form and its submit, the same provider sign-in was linked to another
+    account: the right password links nothing, signs no one in and says why (409)."""
+    async with client_for(idp_app) as owner:
+        email = await sign_up(owner)
+    async with client_for(idp_app) as other:
+        other_user = await user_by_email(idp_app, await sign_up(other))
+    sub = _sub()
+    async with client_for(idp_app) as web:
+        assert (await _provider_sign_in(web, stub, sub=sub, email=email)).status_code == 303
+        token = csrf_from((await web.get("/sign-in/stub/link")).text)
+        await db_write(
+            idp_app,
+            insert(Identity).values(
+                id=uuid.uuid4(),
+                user_id=other_user.id,
+                provider="stub",
+                issuer=stub.issuer,
+                subject=sub,
+            ),
+        )
+        answer = await web.post(
+            "/sign-in/stub/link", data={"password": PASSWORD, "csrf_token": token}
+        )
+        assert answer.status_code == 409
+        assert "is linked to another account here" in answer.text
+        assert "gh_session" not in web.cookies
+    [identity] = await identities_for(idp_app, sub)
+    assert identity.user_id == other_user.id
