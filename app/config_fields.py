@@ -103,6 +103,10 @@ def _redis_url(value: str | None) -> str | None:
         port = 0
     if port == 0:
         raise ValueError("REDIS_URL: its port must be from 1 to 65535")
+    # redis-py reads a path it cannot parse as database 0, in silence; coredis refuses it.
+    database = parts.path.removeprefix("/") if parts.scheme != "unix" else ""
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError("REDIS_URL: its path is a database number, such as /0")
     redis_target(value)  # a timeout in its query must be a number of seconds
     return value
 

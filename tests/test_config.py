@@ -337,6 +337,11 @@ def test_a_redis_url_timeout_that_is_not_seconds_is_refused(
         ("redis://:hunter2@127.0.0.1:99999/0", "REDIS_URL: its port must be from 1 to 65535"),
         ("rediss://:hunter2@:6379/0", "REDIS_URL: a redis:// or rediss:// URL names its host"),
         ("unix://:hunter2@", "REDIS_URL: a unix:// URL names the socket's path"),
+        (
+            "redis://:hunter2@127.0.0.1:6379/abc",
+            "REDIS_URL: its path is a database number, such as /0",
+        ),
+        ("redis://:hunter2@127.0.0.1/0/1", "REDIS_URL: its path is a database number, such as /0"),
     ],
 )
 def test_a_redis_url_the_clients_cannot_read_is_one_line_without_its_password(
