@@ -11,7 +11,6 @@ taking `auth: McpAuth` (see `app.mcp.api` and the README's "Protecting your own 
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -98,8 +97,7 @@ async def authenticate(
         raise McpChallenge(401)
     try:
         claims = await resource.token_verifier.verify(token)
-        user_id = uuid.UUID(claims.subject)
-        grant_id = uuid.UUID(claims.grant_id)
+        user_id, grant_id = claims.ids
     except (InvalidAccessToken, ValueError) as exc:
         description = str(exc) if isinstance(exc, InvalidAccessToken) else "invalid token"
         raise McpChallenge(401, error="invalid_token", description=description) from exc
@@ -116,7 +114,7 @@ async def authenticate(
     auth = AuthContext(
         user=user,
         client=client,
-        scopes=frozenset(claims.scopes),
+        scopes=claims.scope_set,
         grant_id=grant_id,
         token_id=claims.token_id,
         expires_at=claims.expires_at,

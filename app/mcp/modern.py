@@ -18,6 +18,7 @@ same bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from mcp.server import _streamable_http_modern as sdk_modern
@@ -125,9 +126,23 @@ async def _admit(
     verdict = classify_inbound_request(message, headers=dict(pairs))
     if isinstance(verdict, InboundLadderRejection):
         return None
-    if await sdk_modern._mcp_param_rejection(server, request, req, verdict, lifespan_state):
+    if _may_carry_params(req, pairs) and await sdk_modern._mcp_param_rejection(  # noqa: SLF001
+        server, request, req, verdict, lifespan_state
+    ):
         return None
     return req, verdict
+
+
+def _may_carry_params(req: JSONRPCRequest, pairs: Iterable[tuple[str, str]]) -> bool:
+    """False where the SDK's `_mcp_param_rejection` answers None before it looks anything up:
+    a request that is not a `tools/call`, or one with no arguments and no `Mcp-Param-*` header
+    (header names are lower case: ASGI's, and the SDK's own test)."""
+    if req.method != "tools/call":
+        return False
+    if (req.params or {}).get("arguments"):
+        return True
+    prefix = sdk_modern._MCP_PARAM_PREFIX_LOWER  # noqa: SLF001 - the SDK's own test, as it is
+    return any(name.startswith(prefix) for name, _ in pairs)
 
 
 async def _write_result(

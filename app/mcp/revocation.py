@@ -87,7 +87,7 @@ class RevocationFeed:
 
     async def allows(self, _token: str, claims: AccessTokenClaims) -> bool:
         try:
-            grant_id, user_id = uuid.UUID(claims.grant_id), uuid.UUID(claims.subject)
+            user_id, grant_id = claims.ids
         except ValueError:
             return False
         await self._ensure_fresh()

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from joserfc import jwt
@@ -30,6 +31,17 @@ class AccessTokenClaims:
     audience: str
     issued_at: int
     expires_at: int
+
+    # A verified token's claims are kept and reused (CachingTokenVerifier): what every request
+    # reads of them is parsed once per token, not once per request.
+    @cached_property
+    def ids(self) -> tuple[uuid.UUID, uuid.UUID]:
+        """(the user, the grant) as UUIDs; ValueError when either is not one (never cached)."""
+        return uuid.UUID(self.subject), uuid.UUID(self.grant_id)
+
+    @cached_property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes)
 
 
 class InvalidAccessToken(Exception):
