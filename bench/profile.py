@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/profile.py --generation 2026-07-28 --out gh.txt [--serve-args ...]
 
+Gatehouse runs without its access log (`--no-access-log`), as `run.py --report` measures it;
+`--serve-args ""` keeps the log.
+
 Writes py-spy's raw collapsed stacks (`--format raw`) and prints the top frames by own time and
 by inclusive time. Needs `pip install py-spy` and ptrace permission.
 """
@@ -47,7 +50,7 @@ def main() -> None:
     parser.add_argument("--generation", default=MODERN)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--serve-args", default="")
+    parser.add_argument("--serve-args", default="--no-access-log", help="as run.py --report")
     parser.add_argument("--out", type=Path, default=Path("gatehouse-profile.txt"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
