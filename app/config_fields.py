@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr
@@ -103,10 +103,14 @@ def _redis_url(value: str | None) -> str | None:
         port = 0
     if port == 0:
         raise ValueError("REDIS_URL: its port must be from 1 to 65535")
-    # redis-py reads a path it cannot parse as database 0, in silence; coredis refuses it.
+    # Both clients read a path they cannot parse as database 0, in silence (and disagree on
+    # some, such as /%31); a `db` in the query that is not a number stops them at start-up.
     database = parts.path.removeprefix("/") if parts.scheme != "unix" else ""
     if database and not (database.isascii() and database.isdigit()):
         raise ValueError("REDIS_URL: its path is a database number, such as /0")
+    for name, number in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "db" and not (number.isascii() and number.isdigit()):
+            raise ValueError("REDIS_URL: db in its query must be a database number, such as 0")
     redis_target(value)  # a timeout in its query must be a number of seconds
     return value
 

@@ -342,6 +342,14 @@ def test_a_redis_url_timeout_that_is_not_seconds_is_refused(
             "REDIS_URL: its path is a database number, such as /0",
         ),
         ("redis://:hunter2@127.0.0.1/0/1", "REDIS_URL: its path is a database number, such as /0"),
+        (
+            "redis://:hunter2@127.0.0.1/0?db=abc",
+            "REDIS_URL: db in its query must be a database number, such as 0",
+        ),
+        (
+            "unix://:hunter2@/run/redis.sock?db=-1",
+            "REDIS_URL: db in its query must be a database number, such as 0",
+        ),
     ],
 )
 def test_a_redis_url_the_clients_cannot_read_is_one_line_without_its_password(
