@@ -319,6 +319,14 @@ async def link_account(
         return _link_form(request, upstream, pending, "That password is not right.", 401)
     person = _person(pending)
     if not await service.link_once(session, user=user, config=upstream.config, person=person):
+        audit.record(
+            session,
+            "identity.link_failed",
+            user_id=user.id,
+            ip=client_ip(request),
+            provider=name,
+            reason="linked_to_another_account",
+        )
         taken = f"This {upstream.config.label} sign-in is linked to another account here."
         return _link_form(request, upstream, pending, taken, 409)
     response = await resolution_response(

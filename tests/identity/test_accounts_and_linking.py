@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import insert, select, text, update
 
+from app.audit import AuditEvent
 from app.auth.models import User
 from app.db import utcnow
 from app.identity.models import Identity
@@ -20,6 +21,7 @@ from tests.conftest import Backend, client_for, make_settings, running_app
 from tests.helpers import (
     PASSWORD,
     csrf_from,
+    db_all,
     db_scalar,
     db_write,
     sign_in,
@@ -350,3 +352,10 @@ async def test_a_link_form_for_a_sign_in_another_account_took_meanwhile_says_so(
         assert "gh_session" not in web.cookies
     [identity] = await identities_for(idp_app, sub)
     assert identity.user_id == other_user.id
+    owner_user = await user_by_email(idp_app, email)
+    failed = await db_all(
+        idp_app, select(AuditEvent).where(AuditEvent.kind == "identity.link_failed")
+    )
+    assert [(e.user_id, e.detail["reason"]) for (e,) in failed if e.user_id == owner_user.id] == [
+        (owner_user.id, "linked_to_another_account")
+    ]
