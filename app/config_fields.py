@@ -106,13 +106,17 @@ def _redis_url(value: str | None) -> str | None:
     # Both clients read a path they cannot parse as database 0, in silence (and disagree on
     # some, such as /%31); a `db` in the query that is not a number stops them at start-up.
     database = parts.path.removeprefix("/") if parts.scheme != "unix" else ""
-    if database and not (database.isascii() and database.isdigit()):
+    if database and not _database_number(database):
         raise ValueError("REDIS_URL: its path is a database number, such as /0")
     for name, number in parse_qsl(parts.query, keep_blank_values=True):
-        if name == "db" and not (number.isascii() and number.isdigit()):
+        if name == "db" and not _database_number(number):
             raise ValueError("REDIS_URL: db in its query must be a database number, such as 0")
     redis_target(value)  # a timeout in its query must be a number of seconds
     return value
+
+
+def _database_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _url_named(value: str, name: str) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth import service as accounts
@@ -309,24 +310,11 @@ async def link_account(
     if user is None or str(user.id) != pending["user"]:
         for rule, kind, key in keys:
             await limits.hit(rule, kind, key.lower())
-        audit.record(
-            session,
-            "identity.link_failed",
-            ip=client_ip(request),
-            provider=name,
-            reason="bad_password",
-        )
+        _link_failed(request, session, name, "bad_password")
         return _link_form(request, upstream, pending, "That password is not right.", 401)
     person = _person(pending)
     if not await service.link_once(session, user=user, config=upstream.config, person=person):
-        audit.record(
-            session,
-            "identity.link_failed",
-            user_id=user.id,
-            ip=client_ip(request),
-            provider=name,
-            reason="linked_to_another_account",
-        )
+        _link_failed(request, session, name, "linked_to_another_account", user.id)
         taken = f"This {upstream.config.label} sign-in is linked to another account here."
         return _link_form(request, upstream, pending, taken, 409)
     response = await resolution_response(
@@ -339,6 +327,23 @@ async def link_account(
     )
     delete_cookie(response, settings, LINK_COOKIE)  # type: ignore[arg-type]
     return response
+
+
+def _link_failed(
+    request: Request,
+    session: AsyncSession,
+    provider: str,
+    reason: str,
+    user_id: uuid.UUID | None = None,
+) -> None:
+    audit.record(
+        session,
+        "identity.link_failed",
+        user_id=user_id,
+        ip=client_ip(request),
+        provider=provider,
+        reason=reason,
+    )
 
 
 def _link_form(
