@@ -44,6 +44,7 @@ from app.kit.cors import PublicCors
 from app.kit.envelope import Envelope, LocalKeyProvider
 from app.kit.error_log import UnhandledErrors
 from app.kit.ratelimit import RateLimits
+from app.kit.warm import warm_routes, warm_templates
 from app.kit.web import APP_DIR, templates
 from app.kit.work_gate import WorkGate, default_concurrency
 from app.mail.outbox import running_outbox
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
             if endpoint is not None:
                 await stack.enter_async_context(endpoint.running())
             if freeze_after_startup:
+                warm_routes(app.router.routes)
+                warm_templates()
                 _freeze_startup_objects()
             yield
 
