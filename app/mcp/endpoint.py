@@ -36,8 +36,16 @@ from app.mcp.origins import (
     allowed_origins,
     check_host_and_origin,
 )
+from app.mcp.replies import jsonrpc_error, method_not_allowed, private_send
 from app.mcp.revocation import RevocationUnknown
 from app.mcp.server import GatehouseMCP
+from app.mcp.session_cap import (
+    MAX_SESSIONS,
+    MAX_SESSIONS_PER_USER,
+    SESSION_IDLE_TIMEOUT,
+    TooManySessions,
+    cap_sessions_per_user,
+)
 from app.oauth.metadata import protected_resource_metadata
 from app.state import services_of
 
@@ -45,40 +53,6 @@ metadata_router = APIRouter(include_in_schema=False)
 
 MAX_BODY_BYTES = 1024 * 1024
 PROTOCOL_HEADER = "mcp-protocol-version"
-# Every /mcp answer depends on who asks (claude.ai caches tool lists): never stored by a cache,
-# and varying on the credential for any cache that ignores no-store.
-PRIVATE_HEADERS = {"Cache-Control": "no-store", "Vary": "Authorization"}
-_NO_STORE = (b"cache-control", b"no-store")
-_NO_STORE_STREAM = (b"cache-control", b"no-store, no-transform")
-_VARY = (b"vary", b"Authorization")
-
-
-def _private(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The SDK's response headers with Cache-Control: no-store and Vary: Authorization; an SSE
-    stream keeps no-transform, so no proxy buffers or compresses it."""
-    kept = [h for h in headers if h[0].lower() != b"cache-control"]
-    stream = any(
-        h[1].startswith(b"text/event-stream") for h in kept if h[0].lower() == b"content-type"
-    )
-    kept.append(_NO_STORE_STREAM if stream else _NO_STORE)
-    kept.append(_VARY)
-    return kept
-
-
-def jsonrpc_error(
-    status_code: int, code: int, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}},
-        status_code=status_code,
-        headers=PRIVATE_HEADERS if headers is None else PRIVATE_HEADERS | headers,
-    )
-
-
-def method_not_allowed() -> JSONResponse:
-    # RFC 9110 §15.5.6: a 405 MUST carry Allow.
-    message = "Method Not Allowed: this endpoint takes POST"
-    return jsonrpc_error(405, -32600, message, headers={"Allow": "POST"})
 
 
 def _tool_calls(message: object) -> list[str]:
@@ -118,17 +92,6 @@ class SdkResponse(Response):
         await self._handler(scope, replay_body, private_send(send))
 
 
-def private_send(send: Send) -> Send:
-    """`send`, with the SDK's response headers made private (`_private`)."""
-
-    async def send_private(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = _private(list(message.get("headers", ())))
-        await send(message)
-
-    return send_private
-
-
 def session_owner(call: CallContext) -> AuthenticatedUser:
     """The principal a handshake-generation session is bound to: the SDK answers 404 to a
     request for that session from any other (client, issuer, subject)."""
@@ -149,8 +112,6 @@ STREAM_META_KEYS = ("progressToken", "io.modelcontextprotocol/logLevel")
 SESSION_HEADER = "mcp-session-id"
 # What a handshake-generation client declares when it can answer the server's own requests.
 BACK_CHANNEL_CAPABILITIES = ("elicitation", "sampling", "roots")
-MAX_SESSIONS = 1000
-SESSION_IDLE_TIMEOUT = 600.0
 
 
 def _wants_session(headers: Headers, message: object) -> bool:
@@ -224,6 +185,7 @@ class McpEndpoint:
         self.session_manager = _session_manager(
             server, security, json_response=False, stateful=True
         )
+        cap_sessions_per_user(self.session_manager, MAX_SESSIONS_PER_USER)
         self.lean = LeanKernel(server.server)
 
     @asynccontextmanager
@@ -393,6 +355,11 @@ def _install_handlers(app: FastAPI, settings: Settings) -> None:
             headers={"Retry-After": "5"},
         )
 
+    async def on_too_many_sessions(_request: Request, exc: Exception) -> Response:
+        # Not the server's fault (its 503 says retry): 429, the person's own sessions.
+        return jsonrpc_error(429, -32600, str(exc), headers={"Retry-After": "60"})
+
+    app.add_exception_handler(TooManySessions, on_too_many_sessions)
     app.add_exception_handler(McpChallenge, on_challenge)
     app.add_exception_handler(RevocationUnknown, on_revocation_unknown)
     app.add_exception_handler(McpOriginRefused, on_origin)

@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CreateMessageResult, ElicitResult, TextContent
 
+from app.mcp.session_cap import MAX_SESSIONS_PER_USER as CAP
 from tests.mcp.conftest import ConformanceServer
 from tests.mcp.support import MODERN, mcp_request, structured
 
@@ -356,6 +357,68 @@ async def test_a_session_belongs_to_the_user_and_client_that_opened_it(
         stateless = await web.post(url, json=plain, headers=alice)
         assert stateless.status_code == 200
         assert "mcp-session-id" not in stateless.headers
+
+
+async def test_one_person_cannot_hold_more_than_their_share_of_sessions(
+    conformance_server: ConformanceServer,
+) -> None:
+    version = "2025-11-25"
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": version,
+    }
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": {"sampling": {}},
+            "clientInfo": {"name": "tests", "version": "1"},
+        },
+    }
+    alice = {**headers, "Authorization": f"Bearer {conformance_server.grant.access_token}"}
+    bob = {**headers, "Authorization": f"Bearer {conformance_server.other.access_token}"}
+    url = conformance_server.mcp_url
+    opened: list[tuple[dict[str, str], str]] = []
+    async with httpx.AsyncClient(timeout=60) as web:
+        try:
+            # Opened all at once: the count is taken under the SDK's lock, so exactly the cap
+            # gets in, however the requests interleave.
+            answers = await asyncio.gather(
+                *(web.post(url, json=initialize, headers=alice) for _ in range(CAP + 5))
+            )
+            statuses = sorted(a.status_code for a in answers)
+            assert statuses == [200] * CAP + [429] * 5
+            opened += [(alice, a.headers["mcp-session-id"]) for a in answers if a.is_success]
+            refused = next(a for a in answers if a.status_code == 429)
+            assert refused.headers["retry-after"] == "60"
+            assert refused.headers["cache-control"] == "no-store"
+            error = refused.json()
+            assert error["id"] is None
+            assert error["error"]["code"] == -32600
+            assert error["error"]["message"].startswith(
+                f"this account already has {CAP} open MCP sessions on this server; end one "
+                "(DELETE /mcp with its Mcp-Session-Id)"
+            )
+            # Someone else is not held back by alice's sessions.
+            theirs = await web.post(url, json=initialize, headers=bob)
+            assert theirs.status_code == 200
+            opened.append((bob, theirs.headers["mcp-session-id"]))
+            # Alice's stateless calls go on; ending a session frees its place.
+            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+            assert (await web.post(url, json=listing, headers=alice)).status_code == 200
+            owner, first = opened.pop(0)
+            ended = await web.delete(url, headers={**owner, "Mcp-Session-Id": first})
+            assert ended.status_code == 200
+            again = await web.post(url, json=initialize, headers=alice)
+            assert again.status_code == 200
+            opened.append((alice, again.headers["mcp-session-id"]))
+            assert (await web.post(url, json=initialize, headers=alice)).status_code == 429
+        finally:  # the server is shared: leave no session behind
+            for owner, session in opened:
+                await web.delete(url, headers={**owner, "Mcp-Session-Id": session})
 
 
 # -- a slow tool on a stream -------------------------------------------------------------------
