@@ -11,6 +11,8 @@ idle timeout, its server ending).
 
 from __future__ import annotations
 
+import logging
+
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -19,6 +21,7 @@ MAX_SESSIONS = 1000  # everyone's, in this process
 MAX_SESSIONS_PER_USER = 32
 SESSION_IDLE_TIMEOUT = 600.0  # seconds without a request before the SDK closes a session
 IDLE_MINUTES = int(SESSION_IDLE_TIMEOUT // 60)
+logger = logging.getLogger("gatehouse.mcp")
 
 
 class TooManySessions(Exception):
@@ -33,17 +36,20 @@ class TooManySessions(Exception):
 
 
 def cap_sessions_per_user(manager: StreamableHTTPSessionManager, limit: int) -> None:
-    """Make `manager` refuse a person's new session once `limit` of theirs are open."""
+    """Make `manager` refuse a person's new session once `limit` of theirs are open, whichever
+    of their clients opened them (the SDK's owner is the client, issuer and subject)."""
     admit = manager._admit_session  # noqa: SLF001 - the one place the SDK registers a session
-    owners = manager._session_owners  # noqa: SLF001 - session id -> its principal
 
     def admit_within_cap(
         requestor: AuthorizationContext | None,
     ) -> StreamableHTTPServerTransport | None:
-        if requestor is not None:
-            subject = requestor["subject"]
-            if sum(1 for owner in owners.values() if owner["subject"] == subject) >= limit:
-                raise TooManySessions(limit)
+        subject = requestor["subject"] if requestor is not None else None
+        if subject is None:  # every /mcp request is authenticated first (app/mcp/endpoint.py)
+            raise RuntimeError("a session is opened only for an authenticated person")
+        owners = manager._session_owners.values()  # noqa: SLF001 - session id -> its owner
+        if sum(1 for owner in owners if owner["subject"] == subject) >= limit:
+            logger.warning("refused an MCP session: user %s already holds %d", subject, limit)
+            raise TooManySessions(limit)
         return admit(requestor)
 
     manager._admit_session = admit_within_cap  # type: ignore[method-assign]  # noqa: SLF001

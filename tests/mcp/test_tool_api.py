@@ -21,8 +21,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CreateMessageResult, ElicitResult, TextContent
 
 from app.mcp.session_cap import MAX_SESSIONS_PER_USER as CAP
+from tests.helpers import sign_in
 from tests.mcp.conftest import ConformanceServer
-from tests.mcp.support import MODERN, mcp_request, structured
+from tests.mcp.support import MODERN, mcp_request, obtain_grant, structured
 
 MODES = ["auto", "legacy"]  # auto speaks 2026-07-28; legacy does the initialize handshake
 
@@ -381,20 +382,33 @@ async def test_one_person_cannot_hold_more_than_their_share_of_sessions(
     alice = {**headers, "Authorization": f"Bearer {conformance_server.grant.access_token}"}
     bob = {**headers, "Authorization": f"Bearer {conformance_server.other.access_token}"}
     url = conformance_server.mcp_url
+    async with httpx.AsyncClient(base_url=conformance_server.server.url, timeout=30) as browser:
+        assert (await sign_in(browser, conformance_server.grant.email)).status_code == 303
+        second = await obtain_grant(browser, email=conformance_server.grant.email)
+    # The same person through another client she approved.
+    alice_elsewhere = {**headers, "Authorization": f"Bearer {second.access_token}"}
     opened: list[tuple[dict[str, str], str]] = []
     async with httpx.AsyncClient(timeout=60) as web:
         try:
-            # Opened all at once: the count is taken under the SDK's lock, so exactly the cap
-            # gets in, however the requests interleave.
+            # Opened all at once, half through each client: the count is the person's, taken
+            # where the SDK admits a session, so exactly the cap gets in however they interleave.
             answers = await asyncio.gather(
-                *(web.post(url, json=initialize, headers=alice) for _ in range(CAP + 5))
+                *(
+                    web.post(url, json=initialize, headers=(alice, alice_elsewhere)[i % 2])
+                    for i in range(CAP + 5)
+                )
             )
             statuses = sorted(a.status_code for a in answers)
             assert statuses == [200] * CAP + [429] * 5
-            opened += [(alice, a.headers["mcp-session-id"]) for a in answers if a.is_success]
+            opened += [
+                ((alice, alice_elsewhere)[i % 2], a.headers["mcp-session-id"])
+                for i, a in enumerate(answers)
+                if a.is_success
+            ]
             refused = next(a for a in answers if a.status_code == 429)
             assert refused.headers["retry-after"] == "60"
             assert refused.headers["cache-control"] == "no-store"
+            assert refused.headers["vary"] == "Authorization"
             error = refused.json()
             assert error["id"] is None
             assert error["error"]["code"] == -32600
