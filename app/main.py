@@ -107,7 +107,8 @@ def create_app(settings: Settings | None = None, *, freeze_after_startup: bool =
                 await stack.enter_async_context(endpoint.running())
             if freeze_after_startup:
                 warm_routes(app.router.routes)
-                warm_templates()
+                if serves_auth:  # the pages' filters are the authorization server's
+                    warm_templates()
                 _freeze_startup_objects()
             yield
 
