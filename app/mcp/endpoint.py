@@ -41,6 +41,7 @@ from app.mcp.revocation import RevocationUnknown
 from app.mcp.server import GatehouseMCP
 from app.mcp.session_cap import (
     MAX_SESSIONS,
+    MAX_SESSIONS_PER_CLIENT,
     MAX_SESSIONS_PER_USER,
     SESSION_IDLE_TIMEOUT,
     TooManySessions,
@@ -185,7 +186,9 @@ class McpEndpoint:
         self.session_manager = _session_manager(
             server, security, json_response=False, stateful=True
         )
-        cap_sessions_per_user(self.session_manager, MAX_SESSIONS_PER_USER)
+        cap_sessions_per_user(
+            self.session_manager, per_user=MAX_SESSIONS_PER_USER, per_client=MAX_SESSIONS_PER_CLIENT
+        )
         self.lean = LeanKernel(server.server)
 
     @asynccontextmanager

@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CreateMessageResult, ElicitResult, TextContent
 
+from app.mcp.session_cap import MAX_SESSIONS_PER_CLIENT as PER_APP
 from app.mcp.session_cap import MAX_SESSIONS_PER_USER as CAP
 from tests.helpers import sign_in
 from tests.mcp.conftest import ConformanceServer
@@ -360,79 +361,117 @@ async def test_a_session_belongs_to_the_user_and_client_that_opened_it(
         assert "mcp-session-id" not in stateless.headers
 
 
+SESSION_OPENING = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {"sampling": {}},
+        "clientInfo": {"name": "tests", "version": "1"},
+    },
+}
+
+
+def _as(token: str) -> dict[str, str]:
+    return {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2025-11-25",
+        "Authorization": f"Bearer {token}",
+    }
+
+
+async def _alices_other_apps(target: ConformanceServer, count: int) -> list[dict[str, str]]:
+    """Headers for `count` more clients alice approves (each its own registration)."""
+    async with httpx.AsyncClient(base_url=target.server.url, timeout=30) as browser:
+        assert (await sign_in(browser, target.grant.email)).status_code == 303
+        grants = [await obtain_grant(browser, email=target.grant.email) for _ in range(count)]
+    return [_as(grant.access_token) for grant in grants]
+
+
+@asynccontextmanager
+async def _sessions(target: ConformanceServer) -> AsyncIterator[Any]:
+    """Open sessions all at once; every one opened is ended on the way out (the server is
+    shared by the module's tests)."""
+    opened: list[tuple[dict[str, str], str]] = []
+    async with httpx.AsyncClient(timeout=60) as web:
+
+        async def open_all(callers: list[dict[str, str]]) -> list[httpx.Response]:
+            answers = await asyncio.gather(
+                *(web.post(target.mcp_url, json=SESSION_OPENING, headers=h) for h in callers)
+            )
+            opened.extend(
+                (h, a.headers["mcp-session-id"])
+                for h, a in zip(callers, answers, strict=True)
+                if a.is_success
+            )
+            return list(answers)
+
+        try:
+            yield open_all, opened, web
+        finally:
+            for headers, session in opened:
+                await web.delete(target.mcp_url, headers={**headers, "Mcp-Session-Id": session})
+
+
+def _refusal(answer: httpx.Response) -> str:
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"] == "60"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["vary"] == "Authorization"
+    error = answer.json()
+    assert error["id"] is None
+    assert error["error"]["code"] == -32600
+    message: str = error["error"]["message"]
+    assert message.endswith(
+        "open MCP sessions on this server; end one (DELETE /mcp with its Mcp-Session-Id) or "
+        "wait for an unused one to close after 10 minutes idle"
+    )
+    return message
+
+
 async def test_one_person_cannot_hold_more_than_their_share_of_sessions(
     conformance_server: ConformanceServer,
 ) -> None:
-    version = "2025-11-25"
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "Content-Type": "application/json",
-        "MCP-Protocol-Version": version,
-    }
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": version,
-            "capabilities": {"sampling": {}},
-            "clientInfo": {"name": "tests", "version": "1"},
-        },
-    }
-    alice = {**headers, "Authorization": f"Bearer {conformance_server.grant.access_token}"}
-    bob = {**headers, "Authorization": f"Bearer {conformance_server.other.access_token}"}
-    url = conformance_server.mcp_url
-    async with httpx.AsyncClient(base_url=conformance_server.server.url, timeout=30) as browser:
-        assert (await sign_in(browser, conformance_server.grant.email)).status_code == 303
-        second = await obtain_grant(browser, email=conformance_server.grant.email)
-    # The same person through another client she approved.
-    alice_elsewhere = {**headers, "Authorization": f"Bearer {second.access_token}"}
-    opened: list[tuple[dict[str, str], str]] = []
-    async with httpx.AsyncClient(timeout=60) as web:
-        try:
-            # Opened all at once, half through each client: the count is the person's, taken
-            # where the SDK admits a session, so exactly the cap gets in however they interleave.
-            answers = await asyncio.gather(
-                *(
-                    web.post(url, json=initialize, headers=(alice, alice_elsewhere)[i % 2])
-                    for i in range(CAP + 5)
-                )
-            )
-            statuses = sorted(a.status_code for a in answers)
-            assert statuses == [200] * CAP + [429] * 5
-            opened += [
-                ((alice, alice_elsewhere)[i % 2], a.headers["mcp-session-id"])
-                for i, a in enumerate(answers)
-                if a.is_success
-            ]
-            refused = next(a for a in answers if a.status_code == 429)
-            assert refused.headers["retry-after"] == "60"
-            assert refused.headers["cache-control"] == "no-store"
-            assert refused.headers["vary"] == "Authorization"
-            error = refused.json()
-            assert error["id"] is None
-            assert error["error"]["code"] == -32600
-            assert error["error"]["message"].startswith(
-                f"this account already has {CAP} open MCP sessions on this server; end one "
-                "(DELETE /mcp with its Mcp-Session-Id)"
-            )
-            # Someone else is not held back by alice's sessions.
-            theirs = await web.post(url, json=initialize, headers=bob)
-            assert theirs.status_code == 200
-            opened.append((bob, theirs.headers["mcp-session-id"]))
-            # Alice's stateless calls go on; ending a session frees its place.
-            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
-            assert (await web.post(url, json=listing, headers=alice)).status_code == 200
-            owner, first = opened.pop(0)
-            ended = await web.delete(url, headers={**owner, "Mcp-Session-Id": first})
-            assert ended.status_code == 200
-            again = await web.post(url, json=initialize, headers=alice)
-            assert again.status_code == 200
-            opened.append((alice, again.headers["mcp-session-id"]))
-            assert (await web.post(url, json=initialize, headers=alice)).status_code == 429
-        finally:  # the server is shared: leave no session behind
-            for owner, session in opened:
-                await web.delete(url, headers={**owner, "Mcp-Session-Id": session})
+    alice = _as(conformance_server.grant.access_token)
+    apps = [alice, *await _alices_other_apps(conformance_server, 2)]
+    assert CAP + 5 < 3 * PER_APP  # no app reaches its own bound: the person's is the one tested
+    async with _sessions(conformance_server) as (open_all, opened, web):
+        # All at once through three of her apps: the count is the person's, taken where the
+        # SDK admits a session, so exactly the cap gets in however the requests interleave.
+        answers = await open_all([apps[i % 3] for i in range(CAP + 5)])
+        assert sorted(a.status_code for a in answers) == [200] * CAP + [429] * 5
+        refused = next(a for a in answers if a.status_code == 429)
+        assert _refusal(refused).startswith(f"this account already has {CAP} open")
+        # Someone else is not held back by alice's sessions.
+        (theirs,) = await open_all([_as(conformance_server.other.access_token)])
+        assert theirs.status_code == 200
+        # Alice's stateless calls go on; ending a session frees its place.
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+        assert (await web.post(conformance_server.mcp_url, json=listing, headers=alice)).is_success
+        owner, first = opened.pop(0)
+        ended = await web.delete(
+            conformance_server.mcp_url, headers={**owner, "Mcp-Session-Id": first}
+        )
+        assert ended.status_code == 200
+        assert sorted(a.status_code for a in await open_all([owner, owner])) == [200, 429]
+
+
+async def test_one_app_cannot_hold_all_of_a_persons_sessions(
+    conformance_server: ConformanceServer,
+) -> None:
+    alice = _as(conformance_server.grant.access_token)
+    (elsewhere,) = await _alices_other_apps(conformance_server, 1)
+    async with _sessions(conformance_server) as (open_all, _opened, _web):
+        answers = await open_all([alice] * (PER_APP + 3))
+        assert sorted(a.status_code for a in answers) == [200] * PER_APP + [429] * 3
+        refused = next(a for a in answers if a.status_code == 429)
+        assert _refusal(refused).startswith(
+            f"this app, for this account, already has {PER_APP} open"
+        )
+        # Her other app still gets its own places.
+        assert [a.status_code for a in await open_all([elsewhere])] == [200]
 
 
 # -- a slow tool on a stream -------------------------------------------------------------------
