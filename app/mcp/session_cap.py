@@ -52,9 +52,9 @@ def cap_sessions_per_user(
     def admit_within_cap(
         requestor: AuthorizationContext | None,
     ) -> StreamableHTTPServerTransport | None:
-        subject = requestor["subject"] if requestor is not None else None
-        if requestor is None or subject is None:  # every /mcp request is authenticated first
+        if requestor is None or requestor["subject"] is None:  # /mcp authenticates first
             raise RuntimeError("a session is opened only for an authenticated person")
+        subject = requestor["subject"]
         owners = manager._session_owners.values()  # noqa: SLF001 - session id -> its owner
         theirs = [owner for owner in owners if owner["subject"] == subject]
         if len(theirs) >= per_user:
