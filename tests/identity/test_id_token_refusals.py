@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.identity import discovery
 from tests.identity.stub_idp import StubIdp, s256
 from tests.identity.support import begin, callback, identities_for, new_code, reason, refusals
 
@@ -135,8 +136,12 @@ async def test_a_published_kid_with_another_keys_signature_is_refused(
 
 
 async def test_an_unknown_kid_rereads_the_keys_at_most_once_per_interval(
-    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp
+    idp_app: FastAPI, web: httpx.AsyncClient, stub: StubIdp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The app and its provider's key cache are shared with earlier tests: an interval that
+    # began in one of them could end during the refusals below, and a re-read then is right.
+    # An interval longer than the test keeps every refusal inside one.
+    monkeypatch.setattr(discovery, "REFRESH_MIN_INTERVAL", 3600.0)
     await refused_with(idp_app, web, stub, "unknown_key", signing="unpublished")
     fetches = stub.jwks_fetches
     for _ in range(3):
