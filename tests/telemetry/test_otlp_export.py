@@ -127,14 +127,23 @@ async def journey(traced_server: LiveServer, receiver: Receiver) -> Journey:
         "rotated refresh token": refreshed["refresh_token"],
         "refreshed access token": refreshed["access_token"],
     }
-    # Wait (bounded) for the batch processor and the metric reader to deliver.
+    # Wait (bounded) for the batch processor and the metric reader to deliver. The failed
+    # sign-in is the journey's last step, so its span is what to wait for: the first sign-in's
+    # span alone may arrive in an earlier batch.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         names = {s.name for s in receiver.all_spans()}
-        if {"oauth.token", "tools/call whoami", "auth.sign_in"} <= names and {
-            "gatehouse.oauth.tokens_issued",
-            "gatehouse.auth.signin_failures",
-        } <= receiver.metric_names:
+        failed_sign_in = [
+            s
+            for s in receiver.named("auth.sign_in")
+            if s.attributes.get("gatehouse.reason") == "bad_credentials"
+        ]
+        if (
+            failed_sign_in
+            and {"oauth.token", "tools/call whoami"} <= names
+            and {"gatehouse.oauth.tokens_issued", "gatehouse.auth.signin_failures"}
+            <= receiver.metric_names
+        ):
             break
         await asyncio.sleep(0.2)
     return Journey(receiver, traced_server, user_id, auth.client_id, secrets)
