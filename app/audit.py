@@ -51,8 +51,24 @@ async def insert(
     """`record`, as one INSERT now rather than an object for the commit's flush: for a hot path
     whose other writes are statements too, so the commit has nothing to flush (the unit of work
     cost a token refresh more than its INSERTs; bench/token_bench.py)."""
-    values = {"kind": kind, "user_id": user_id, "ip": ip, "detail": _clipped(detail)}
+    await insert_event(session, event_values(kind, user_id=user_id, ip=ip, **detail))
+
+
+async def insert_event(session: AsyncSession, values: dict[str, Any]) -> None:
+    """`insert`, of an event's `event_values`."""
     await session.execute(_INSERT, values)
+
+
+def event_values(
+    kind: str,
+    *,
+    user_id: uuid.UUID | None = None,
+    ip: str | None = None,
+    **detail: str | int | bool | None,
+) -> dict[str, Any]:
+    """An event's columns, but for `id` and `at`: for a statement that writes the event together
+    with other work (app/oauth/grants/rotation.py)."""
+    return {"kind": kind, "user_id": user_id, "ip": ip, "detail": _clipped(detail)}
 
 
 def _clipped(detail: dict[str, str | int | bool | None]) -> dict[str, str | int | bool | None]:

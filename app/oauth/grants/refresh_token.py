@@ -8,19 +8,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.config import Settings
-from app.db import rows_affected, table_of, utcnow
+from app.db import utcnow
 from app.kit.envelope import DecryptionError, Envelope, Sealed
 from app.kit.security import new_token
 from app.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget
 from app.oauth.grants.presented import GrantState, PresentedToken, find_presented, touch_grant
+from app.oauth.grants.rotation import rotate_row
 from app.oauth.issuance import (
-    INSERT_REFRESH,
     REFRESH_PREFIX,
     TokenResponse,
     issue_access,
@@ -140,10 +140,10 @@ async def refresh(
         scopes=access_scopes,
         refresh_token=new_token(REFRESH_PREFIX),
     )
-    if await _rotate(session, settings, envelope, row, client=client, response=response, now=now):
+    if await _rotate(session, settings, envelope, row, request=request, response=response, now=now):
         await touch_grant(session, grant, now)
         touch(client, now)
-        await _refresh_outcome(session, "rotated", "token.refreshed", grant, request)
+        _count_outcome("rotated")
         return response
 
     # Another request rotated it first. A retry inside the grace window gets the pair the first
@@ -201,12 +201,12 @@ async def _rotate(
     envelope: Envelope,
     row: PresentedToken,
     *,
-    client: OAuthClient,
+    request: RefreshRequest,
     response: TokenResponse,
     now: datetime,
 ) -> bool:
-    """Replace `row` by the response's refresh token, atomically; False if another request
-    rotated it first.
+    """Replace `row` by the response's refresh token, atomically, with its audit event; False,
+    and nothing written, if another request rotated it first.
 
     The successor pair is kept sealed (AES-GCM envelope, bound to this row and grant) on the old
     row for the grace window only — the purge wipes it after — so a retry can be given the same
@@ -220,33 +220,34 @@ async def _rotate(
         scope=response.scope,
     )
     sealed = await envelope.seal(pair.to_bytes(), context=_successor_context(row))
-    successor = refresh_row_values(settings, row.grant, client, row.scopes, pair.refresh_token)
-    successor["id"] = uuid.uuid4()
-    # The guarded UPDATE decides the race; the successor is written only by the request that
-    # won it. successor_id is no foreign key, so it may name the row before the row exists
-    # inside this transaction. Both are statements, not objects for the commit's flush.
-    rotated = await session.execute(
-        _ROTATE,
-        {"row_id": row.id, "at": now, "successor": successor["id"], "sealed": sealed.to_bytes()},
+    successor = refresh_row_values(
+        settings, row.grant, request.client, row.scopes, pair.refresh_token
     )
-    if not rows_affected(rotated):
-        return False
-    await session.execute(INSERT_REFRESH, successor)
-    return True
+    return await rotate_row(
+        session,
+        row_id=row.id,
+        now=now,
+        sealed=sealed.to_bytes(),
+        successor={**successor, "id": uuid.uuid4()},
+        event=_event("token.refreshed", row.grant, request),
+    )
 
 
-# Built once (app/oauth/issuance.py's _REFRESH_BY_HASH), on the table: the row in hand is not
-# read again after a rotation, and a lost race re-reads it (`_live_head`).
-_TOKENS = table_of(RefreshToken)
-_ROTATE = (
-    update(_TOKENS)
-    .where(_TOKENS.c.id == bindparam("row_id"), _TOKENS.c.rotated_at.is_(None))
-    .values(
-        rotated_at=bindparam("at"),
-        successor_id=bindparam("successor"),
-        successor_sealed=bindparam("sealed"),
+def _event(kind: str, grant: GrantState, request: RefreshRequest) -> dict[str, Any]:
+    """The audit event of a refresh's outcome, as `_refresh_outcome` writes it."""
+    return audit.event_values(
+        kind,
+        user_id=grant.user_id,
+        ip=request.ip,
+        client_id=request.client.client_id[:200],
+        grant_id=str(grant.id),
     )
-)
+
+
+def _count_outcome(outcome: str) -> None:
+    """Record how a refresh ended on its span and in the refresh counter."""
+    note(gatehouse__outcome=outcome)
+    refreshes.add(1, {"gatehouse.outcome": outcome})
 
 
 async def _refresh_outcome(
@@ -256,17 +257,9 @@ async def _refresh_outcome(
     grant: GrantState,
     request: RefreshRequest,
 ) -> None:
-    """Record how a refresh ended: on its span, in the refresh counter and the audit log."""
-    note(gatehouse__outcome=outcome)
-    refreshes.add(1, {"gatehouse.outcome": outcome})
-    await audit.insert(
-        session,
-        audit_kind,
-        user_id=grant.user_id,
-        ip=request.ip,
-        client_id=request.client.client_id[:200],
-        grant_id=str(grant.id),
-    )
+    """`_count_outcome`, and the audit event (a rotation writes its own, with the rotation)."""
+    _count_outcome(outcome)
+    await audit.insert_event(session, _event(audit_kind, grant, request))
 
 
 async def _live_head(
