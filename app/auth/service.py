@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,9 +52,13 @@ def email_problem(email: str) -> str | None:
     return None
 
 
+# Built once (app/oauth/issuance.py's _REFRESH_BY_HASH): every sign-in runs it on the loop.
+_USER_BY_EMAIL = select(User).where(func.lower(User.email) == bindparam("email"))
+
+
 async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
-    stmt = select(User).where(func.lower(User.email) == normalise_email(email).lower())
-    return (await session.execute(stmt)).scalar_one_or_none()
+    lowered = normalise_email(email).lower()
+    return (await session.execute(_USER_BY_EMAIL, {"email": lowered})).scalar_one_or_none()
 
 
 async def create_user(

@@ -68,6 +68,21 @@ async def test_a_wrong_code_does_not_turn_it_on(client: httpx.AsyncClient) -> No
     assert not codes_on(refused.text)
 
 
+async def test_a_key_shown_but_never_confirmed_is_no_second_factor(
+    client: httpx.AsyncClient,
+) -> None:
+    """Only a confirmed TOTP sends the sign-in to the code page: an enrolment left unfinished
+    must not lock its owner out behind codes they never set up."""
+    email = await sign_up(client)
+    await form_post(client, SECURITY, SECURITY + "/totp", {})
+    assert secret_on((await client.get(SECURITY)).text)
+    await signed_out(client)
+    answer = await sign_in(client, email)
+    assert answer.status_code == 303
+    assert answer.headers["location"] != "/second-factor"
+    assert client.cookies.get("gh_session")
+
+
 async def test_the_password_alone_gives_no_session_and_skipping_the_code_page_fails(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
