@@ -176,8 +176,11 @@ def table_of(entity: type[Base]) -> Table:
 
 
 def rows_affected(result: Result[Any]) -> int:
-    """How many rows an UPDATE or DELETE changed (executing one gives a CursorResult)."""
-    return int(cast("CursorResult[Any]", result).rowcount or 0)
+    """How many rows an UPDATE, DELETE or INSERT changed (executing one gives a CursorResult).
+
+    A driver that cannot tell reports -1; that counts as none, so a guarded write that decides a
+    race (app/oauth/grants/rotation.py) fails closed."""
+    return max(int(cast("CursorResult[Any]", result).rowcount or 0), 0)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
