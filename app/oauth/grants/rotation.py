@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Column, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import audit
 from app.audit import AuditEvent
 from app.db import rows_affected, table_of
 from app.oauth.issuance import INSERT_REFRESH
@@ -34,8 +35,6 @@ _ROTATE = (
         successor_sealed=bindparam("sealed"),
     )
 )
-_INSERT_AUDIT = insert(_AUDIT)
-
 _SUCCESSOR_COLUMNS = (
     "id",
     "token_hash",
@@ -111,5 +110,5 @@ async def rotate_row(
     if not rows_affected(await session.execute(_ROTATE, rotation)):
         return False
     await session.execute(INSERT_REFRESH, successor)
-    await session.execute(_INSERT_AUDIT, event)
+    await audit.insert_event(session, event)
     return True
