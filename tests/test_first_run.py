@@ -7,17 +7,25 @@ that they name the cause and the fix, and that there is no traceback.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from app.db import create_engine, create_sessionmaker
+from app.kit.envelope import Envelope, LocalKeyProvider
+from app.oauth.models import SigningKey
+from app.oauth.signing_keys import create_signing_key
 from tests.conftest import (
     POSTGRES_URL,
     ROOT,
@@ -25,6 +33,7 @@ from tests.conftest import (
     TEST_VAULT_KEYS,
     Backend,
     _admin_execute,
+    _upgrade,
     free_port,
 )
 
@@ -136,6 +145,67 @@ async def test_a_database_without_tables_says_to_run_db_upgrade(
     assert_one_clear_failure(serve, "no Gatehouse tables", "run `gatehouse db upgrade`")
     assert_one_clear_failure(listing, "no Gatehouse tables", "run `gatehouse db upgrade`")
     assert not (elsewhere / "var").exists(), "serve generated secrets before the checks passed"
+
+
+@asynccontextmanager
+async def fresh_database(backend: Backend, folder: Path) -> AsyncIterator[str]:
+    """A database of its own at the newest revision, dropped afterwards."""
+    if backend.is_postgres:
+        name = f"gatehouse_keys_{uuid.uuid4().hex[:8]}"
+        await _admin_execute(f'CREATE DATABASE "{name}"')
+        url = str(make_url(postgres(name)).set(drivername="postgresql+asyncpg"))
+    else:
+        url = f"sqlite+aiosqlite:///{folder / 'keys.db'}"
+    try:
+        await asyncio.to_thread(_upgrade, url)
+        yield url
+    finally:
+        if backend.is_postgres:
+            await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _signing_key_rows(url: str, *, create_with: str | None = None) -> list[tuple[str, str]]:
+    """The signing keys' (kid, sealing vault key), after creating one sealed with `create_with`."""
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            if create_with is not None:
+                envelope = Envelope(LocalKeyProvider.from_env_value(create_with))
+                await create_signing_key(session, envelope)
+            rows = await session.execute(select(SigningKey.kid, SigningKey.sealed_kid))
+            return [(kid, sealed) for kid, sealed in rows]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("vault_keys", "words"),
+    [
+        # k1 dropped from VAULT_KEYS before `gatehouse vault rekey` moved the signing key off it
+        ("k2:" + "B" * 43 + "=", ('vault key "test1"', "VAULT_KEYS holds k2", "vault rekey")),
+        # another value under the same name: a development key generated again, a typo
+        ("test1:" + "B" * 43 + "=", ('vault key "test1"', "not the one", "VAULT_KEYS")),
+    ],
+    ids=["key-removed", "key-replaced"],
+)
+async def test_a_signing_key_the_vault_keys_cannot_open_is_one_line_naming_the_key(
+    backend: Backend, elsewhere: Path, vault_keys: str, words: tuple[str, ...]
+) -> None:
+    """Start-up opens the active signing key; sealed under a vault key VAULT_KEYS no longer
+    holds (or holds with other bytes), every worker's start-up failed with a traceback."""
+    async with fresh_database(backend, elsewhere) as url:
+        (key,) = await _signing_key_rows(url, create_with=TEST_VAULT_KEYS)
+        outcome = gatehouse(
+            "serve",
+            cwd=elsewhere,
+            DATABASE_URL=url,
+            PORT=str(free_port()),
+            SECRET_KEY=TEST_SECRET_KEY,
+            VAULT_KEYS=vault_keys,
+        )
+        after = await _signing_key_rows(url)
+    assert_one_clear_failure(outcome, f"signing key {key[0]}", *words)
+    assert after == [key], "start-up created or changed a signing key"
 
 
 def test_a_port_in_use_says_to_set_port_before_any_banner(

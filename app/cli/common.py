@@ -21,6 +21,8 @@ from app.kit.envelope import Envelope, LocalKeyProvider
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from app.oauth.signing_keys import SigningKeyLocked
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -66,6 +68,40 @@ async def check_schema(settings: Settings) -> None:
     if current != head:
         state = "has no Gatehouse tables yet" if current is None else f"is at revision {current}"
         raise Problem(f"{where(settings.database_url)} {state} (this code needs {head}): {UPGRADE}")
+
+
+async def check_signing_key(settings: Settings) -> None:
+    """The active signing key opens with VAULT_KEYS (one is created if there is none): else
+    every worker's start-up would fail, after the banner, with a traceback."""
+    from app.oauth.signing_keys import SigningKeyLocked, SigningKeys
+
+    vault = envelope(settings)
+    engine = create_engine(settings.database_url)
+    keys = SigningKeys(
+        create_sessionmaker(engine), vault, access_token_ttl=settings.access_token_ttl
+    )
+    try:
+        await keys.active()
+    except SigningKeyLocked as exc:
+        raise Problem(_locked(exc, vault.provider.kids(), where(settings.database_url))) from None
+    finally:
+        await engine.dispose()
+
+
+def _locked(exc: SigningKeyLocked, kids: tuple[str, ...], place: str) -> str:
+    sealed = (
+        f'the signing key {exc.kid} in {place} is sealed under the vault key "{exc.sealed_kid}"'
+    )
+    if exc.sealed_kid in kids:
+        return (
+            f"{sealed}, and VAULT_KEYS' {exc.sealed_kid} is not the one that sealed it: set "
+            "VAULT_KEYS to the value this database was set up with"
+        )
+    return (
+        f"{sealed}, but VAULT_KEYS holds {', '.join(kids)}: add {exc.sealed_kid} back after "
+        f"the active key (VAULT_KEYS={kids[0]}:…,{exc.sealed_kid}:…) and start again; "
+        f"`gatehouse vault rekey` then moves what {exc.sealed_kid} sealed onto {kids[0]}"
+    )
 
 
 def head_revision(database_url: str) -> str | None:

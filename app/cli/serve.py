@@ -64,6 +64,8 @@ def serve(
     listening = bind(settings.host, settings.port)
     asyncio.run(common.check_schema(settings))
     settings.check(generate_secrets=True)  # the development secrets, once all else is right
+    if settings.gatehouse_role in ("all", "auth"):
+        asyncio.run(common.check_signing_key(settings))  # sealed under the VAULT_KEYS given
     # Only now, with the socket bound and the database answering, is it true.
     for line in startup_report(settings, workers=workers):
         typer.echo(line)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
 from app.db import utcnow
-from app.kit.envelope import Envelope, Sealed
+from app.kit.envelope import DecryptionError, Envelope, Sealed
 from app.oauth.access_tokens import (
     ALGORITHM,
     LEEWAY_SECONDS,
@@ -32,6 +32,17 @@ from app.oauth.models import SigningKey
 
 KEY_CACHE_SECONDS = 30
 RELOAD_INTERVAL = 5.0
+
+
+class SigningKeyLocked(DecryptionError):
+    """The active signing key does not open with the configured vault keys.
+
+    `sealed_kid` names the vault key that sealed it (a row's header, not a secret)."""
+
+    def __init__(self, kid: str, sealed_kid: str) -> None:
+        super().__init__(f"the signing key {kid} does not open with the vault keys")
+        self.kid = kid
+        self.sealed_kid = sealed_kid
 
 
 def _context(kid: str) -> dict[str, str]:
@@ -89,7 +100,10 @@ class SigningKeys:
             if self._active is None:
                 raise
             return self._active[1], self._active[2]  # database away: keep the known key
-        pem = await self._envelope.open(_sealed(row), context=_context(row.kid))
+        try:
+            pem = await self._envelope.open(_sealed(row), context=_context(row.kid))
+        except DecryptionError:
+            raise SigningKeyLocked(row.kid, row.sealed_kid) from None
         key = ECKey.import_key(pem, {"kid": row.kid, "alg": ALGORITHM, "use": "sig"})
         self._active = (now, row.kid, key)
         return row.kid, key
