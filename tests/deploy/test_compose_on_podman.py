@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,6 +68,20 @@ class Stack:
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
         return result.stdout + result.stderr
+
+    @contextmanager
+    def logs_on_failure(self, *containers: tuple[str, int]) -> Iterator[None]:
+        """On a failure inside, the end of each container's log as notes on the exception:
+        pytest shows them with the failure (a connection reset through Caddy says nothing of
+        which hop dropped it)."""
+        try:
+            yield
+        except BaseException as exc:
+            for service, index in containers:
+                name = self.container(service, index)
+                logs = self.podman.run("logs", "--tail", "80", name, check=False)
+                exc.add_note(f"--- {name} ---\n{logs.stdout}{logs.stderr}")
+            raise
 
 
 def clean_environment(podman: Podman) -> dict[str, str]:
@@ -243,9 +258,10 @@ def test_the_split_layout_names_one_issuer_through_the_proxy(split: Stack) -> No
 
 
 async def test_the_mcp_sdk_client_works_through_the_proxy(split: Stack, browser: Any) -> None:
-    async with httpx.AsyncClient(base_url=split.public, timeout=30) as web:
-        email = await sign_up(web)
-    me = await sdk_client_journey(split.public, browser, email)
+    with split.logs_on_failure(("proxy", 1), ("auth", 1), ("mcp", 1), ("mcp", 2)):
+        async with httpx.AsyncClient(base_url=split.public, timeout=30) as web:
+            email = await sign_up(web)
+        me = await sdk_client_journey(split.public, browser, email)
     assert me["email"] == email
     # Both roles send their traces to Jaeger too.
     assert "POST /mcp" in operations("gatehouse-mcp", "POST /mcp")
