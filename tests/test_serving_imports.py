@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = """
+import logging
 import sys
 import app.cli
 from app.config import load_settings
@@ -25,6 +26,7 @@ settings = load_settings()
 assert head_revision(settings.database_url)  # what `serve` asks before it serves
 create_app(settings)
 print("MODULES:" + ",".join(sorted(sys.modules)))
+print("ROOT:" + ",".join(type(h).__name__ for h in logging.getLogger().handlers))
 """
 
 NOT_LOADED = (
@@ -36,10 +38,11 @@ NOT_LOADED = (
     "aiosmtplib",  # only when mail is sent over SMTP
     "segno",  # only for the TOTP enrolment QR code
     "pygments",  # httpx's command-line client (app/__init__.py)
+    "rich",  # the SDK's configure_logging (app/mcp/server.py)
 )
 
 
-def _loaded(tmp_path: Path) -> set[str]:
+def _probe(tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "GATEHOUSE_ROLE": "all",
@@ -61,8 +64,12 @@ def _loaded(tmp_path: Path) -> set[str]:
         timeout=120,
         check=True,
     )
-    [line] = [x for x in done.stdout.splitlines() if x.startswith("MODULES:")]
-    return set(line.removeprefix("MODULES:").split(","))
+    lines = [x.partition(":") for x in done.stdout.splitlines()]
+    return {key: value for key, _, value in lines if key in ("MODULES", "ROOT")}
+
+
+def _loaded(tmp_path: Path) -> set[str]:
+    return set(_probe(tmp_path)["MODULES"].split(","))
 
 
 def test_the_serving_process_loads_none_of_the_optional_heavy_packages(tmp_path: Path) -> None:
@@ -71,3 +78,10 @@ def test_the_serving_process_loads_none_of_the_optional_heavy_packages(tmp_path:
     assert {"sqlalchemy", "fastapi", "mcp.server", "httpx", "app.main"} <= loaded
     found = sorted(m for m in loaded for p in NOT_LOADED if m == p or m.startswith(p + "."))
     assert found == []
+
+
+def test_building_the_app_leaves_the_root_logger_to_gatehouse(tmp_path: Path) -> None:
+    """MCPServer's constructor would put a rich handler on an unconfigured root logger (every
+    library's INFO lines printed unscrubbed): nothing configured logging here, so nothing may
+    hang on the root logger after the app is built."""
+    assert _probe(tmp_path)["ROOT"] == ""

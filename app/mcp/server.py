@@ -6,13 +6,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ParamSpec, Required, TypedDict, TypeVar, Unpack
 
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
+from mcp.server.mcpserver import server as sdk_server
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import EmptyResult, InputRequiredResult, SetLevelRequestParams, ToolAnnotations
@@ -29,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 R = TypeVar("R")
 REQUEST_STATE_TTL = 600  # seconds a client has to answer an input_required result
+_SDK_CONFIGURE_LOGGING = "configure_logging"  # the name MCPServer's module calls it by
 
 
 def _principal(ctx: ServerRequestContext[Any, Any]) -> str | None:
@@ -89,6 +92,26 @@ PRIVATE_LISTS: dict[CacheableMethod, CacheHint] = {
 }
 
 
+@contextmanager
+def _logging_left_to_gatehouse() -> Iterator[None]:
+    """MCPServer's constructor calls the SDK's `configure_logging`: `logging.basicConfig` with
+    a rich console handler on the root logger. Gatehouse's own configuration owns the root
+    logger (app/telemetry.py, through its scrubbing formatters): where it is in place the call
+    does nothing but import rich's console for it (~1.5 MiB resident, 42 modules); where it is
+    not yet (an app made in process, `uvicorn app.asgi:app`), every library's INFO lines (httpx
+    logs each request's URL) would print through rich, unscrubbed. So it is skipped."""
+    configure = getattr(sdk_server, _SDK_CONFIGURE_LOGGING)
+    setattr(sdk_server, _SDK_CONFIGURE_LOGGING, _leave_logging_alone)
+    try:
+        yield
+    finally:
+        setattr(sdk_server, _SDK_CONFIGURE_LOGGING, configure)
+
+
+def _leave_logging_alone(*_args: object, **_kwargs: object) -> None:
+    return None
+
+
 class GatehouseMCP:
     """An MCPServer plus the scope each tool requires (checked before the SDK sees the call)."""
 
@@ -98,27 +121,29 @@ class GatehouseMCP:
         self.tool_requires: dict[str, tuple[str, ...]] = {}
         self.streaming_tools: set[str] = set()
         self.completions = Completions()
-        self.server = MCPServer(
-            name="gatehouse",
-            title="Gatehouse",
-            version=__version__,
-            instructions=(
-                "Tools act for the signed-in Gatehouse user. Write tools need the mcp:write scope."
-            ),
-            warn_on_duplicate_tools=True,
-            # No subscriptions: nothing here publishes change notifications, and a long-lived
-            # listen stream would outlive the token and revocation checks made when it opened.
-            subscriptions=False,
-            request_state_security=request_state_security(settings),
-            # Every registered tool has an entry in tool_scopes (a live view, filled below).
-            middleware=[
-                CallerAttributes(self.tool_scopes.keys()),
-                ProtocolErrors(
-                    self.tool_scopes.keys(), lambda: self.prompt_arguments, self.tool_requires
+        with _logging_left_to_gatehouse():
+            self.server = MCPServer(
+                name="gatehouse",
+                title="Gatehouse",
+                version=__version__,
+                instructions=(
+                    "Tools act for the signed-in Gatehouse user. "
+                    "Write tools need the mcp:write scope."
                 ),
-            ],
-            cache_hints=PRIVATE_LISTS,
-        )
+                warn_on_duplicate_tools=True,
+                # No subscriptions: nothing here publishes change notifications, and a long-lived
+                # listen stream would outlive the token and revocation checks made when it opened.
+                subscriptions=False,
+                request_state_security=request_state_security(settings),
+                # Every registered tool has an entry in tool_scopes (a live view, filled below).
+                middleware=[
+                    CallerAttributes(self.tool_scopes.keys()),
+                    ProtocolErrors(
+                        self.tool_scopes.keys(), lambda: self.prompt_arguments, self.tool_requires
+                    ),
+                ],
+                cache_hints=PRIVATE_LISTS,
+            )
         if not tracing:
             # The SDK's own span per message "is a no-op until an OTel exporter is installed.
             # Drop it from this list to opt out" (mcp.server.lowlevel.server): with no exporter
