@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -207,16 +206,22 @@ async def unit_of_work(
         raise
     finally:
         if _touched(session):
-            # As AsyncSession.__aexit__: the close runs to its end even if this task is
-            # cancelled, so the connection goes back to the pool.
-            await asyncio.shield(asyncio.create_task(session.close()))
+            # What `async with` would do: SQLAlchemy runs the close to its end even if this
+            # task is cancelled meanwhile, so the connection is back in the pool on return.
+            await session.__aexit__(None, None, None)
 
 
 def _touched(session: AsyncSession) -> bool:
     """Whether a commit or close has anything to finish: a transaction (every statement, add
-    and delete begins one), or objects the session holds (a flush of changes, detaching)."""
+    and delete begins one), objects the session holds (a flush of changes, detaching), or
+    work waiting on its commit events (app/mail/outbox.py keeps its mail in `info`)."""
     sync = session.sync_session
-    return sync.in_transaction() or bool(sync.identity_map) or bool(sync.new or sync.deleted)
+    return (
+        sync.in_transaction()
+        or bool(sync.identity_map)
+        or bool(sync.new or sync.deleted)
+        or bool(sync.info)
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -184,7 +184,7 @@ async def _signing_key_rows(url: str, *, create_with: str | None = None) -> list
         # k1 dropped from VAULT_KEYS before `gatehouse vault rekey` moved the signing key off it
         ("k2:" + "B" * 43 + "=", ('vault key "test1"', "VAULT_KEYS holds k2", "vault rekey")),
         # another value under the same name: a development key generated again, a typo
-        ("test1:" + "B" * 43 + "=", ('vault key "test1"', "not the one", "VAULT_KEYS")),
+        ("test1:" + "B" * 43 + "=", ('vault key "test1"', "does not open it", "VAULT_KEYS")),
     ],
     ids=["key-removed", "key-replaced"],
 )

@@ -10,12 +10,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import audit
 from app.audit import AuditEvent
+from app.config import Settings
 from app.db import create_engine, create_sessionmaker, unit_of_work
-from tests.conftest import Backend
+from app.mail.message import Message
+from app.mail.outbox import Outbox
+from app.mail.transport import LogTransport
+from tests.conftest import TEST_SECRET_KEY, Backend
 
 
 @pytest.fixture
@@ -41,6 +46,46 @@ async def test_what_the_block_adds_is_committed(engine: AsyncEngine) -> None:
         audit.record(session, "test.unit_of_work", ip=marker)
     assert checked_out(engine) == 0
     assert await events(maker, marker) == 1
+
+
+async def test_what_the_block_writes_as_statements_is_committed(engine: AsyncEngine) -> None:
+    """The token endpoint's path: its rotation and audit event are Core statements, no objects
+    (app/oauth/grants/rotation.py); the transaction they began is what gets committed."""
+    maker, marker = create_sessionmaker(engine), f"uow-{uuid.uuid4().hex[:8]}"
+    async with unit_of_work(maker) as session:
+        await audit.insert(session, "test.unit_of_work", ip=marker)
+        assert not session.identity_map
+    assert checked_out(engine) == 0
+    assert await events(maker, marker) == 1
+
+
+async def test_mail_queued_for_after_the_commit_is_sent(engine: AsyncEngine) -> None:
+    """A session that did nothing but queue a message still commits: the outbox releases its
+    mail from the commit's event (app/mail/outbox.py)."""
+    box = Outbox(LogTransport(Settings(secret_key=TEST_SECRET_KEY)))
+    message = Message(to="a@example.org", subject="Hi", text="Hi\n", html="<p>Hi</p>", kind="t")
+    async with unit_of_work(create_sessionmaker(engine)) as session:
+        box.send_after_commit(session, message)
+    assert box.counts["accepted"] == 1
+
+
+async def test_a_commit_that_fails_rolls_back_and_gives_back_its_connection(
+    engine: AsyncEngine,
+) -> None:
+    maker, marker = create_sessionmaker(engine), f"uow-{uuid.uuid4().hex[:8]}"
+    taken = uuid.uuid4()
+    async with unit_of_work(maker) as session:
+        session.add(AuditEvent(id=taken, kind="test.unit_of_work", ip="first", detail={}))
+
+    async def clashes() -> None:
+        async with unit_of_work(maker) as session:
+            audit.record(session, "test.unit_of_work", ip=marker)
+            session.add(AuditEvent(id=taken, kind="test.unit_of_work", ip=marker, detail={}))
+
+    with pytest.raises(IntegrityError):  # the primary key, at the commit's flush
+        await clashes()
+    assert checked_out(engine) == 0
+    assert await events(maker, marker) == 0
 
 
 async def test_a_block_that_raises_writes_nothing(engine: AsyncEngine) -> None:

@@ -89,19 +89,23 @@ async def check_signing_key(settings: Settings) -> None:
 
 
 def _locked(exc: SigningKeyLocked, kids: tuple[str, ...], place: str) -> str:
-    sealed = (
-        f'the signing key {exc.kid} in {place} is sealed under the vault key "{exc.sealed_kid}"'
-    )
+    # Both ids come from the row: printed as text, never as terminal control sequences.
+    kid, sealed_kid = (_printable(value) for value in (exc.kid, exc.sealed_kid))
+    sealed = f'the signing key {kid} in {place} is sealed under the vault key "{sealed_kid}"'
     if exc.sealed_kid in kids:
         return (
-            f"{sealed}, and VAULT_KEYS' {exc.sealed_kid} is not the one that sealed it: set "
-            "VAULT_KEYS to the value this database was set up with"
+            f"{sealed}, and VAULT_KEYS' {sealed_kid} does not open it (another value under that "
+            "name, or a damaged row): set VAULT_KEYS to the value this database was set up with"
         )
     return (
-        f"{sealed}, but VAULT_KEYS holds {', '.join(kids)}: add {exc.sealed_kid} back after "
-        f"the active key (VAULT_KEYS={kids[0]}:…,{exc.sealed_kid}:…) and start again; "
-        f"`gatehouse vault rekey` then moves what {exc.sealed_kid} sealed onto {kids[0]}"
+        f"{sealed}, but VAULT_KEYS holds {', '.join(kids)}: add {sealed_kid} back after "
+        f"the active key (VAULT_KEYS={kids[0]}:…,{sealed_kid}:…) and start again; "
+        f"`gatehouse vault rekey` then moves what {sealed_kid} sealed onto {kids[0]}"
     )
+
+
+def _printable(text: str) -> str:
+    return "".join(char for char in text if char.isprintable())
 
 
 def head_revision(database_url: str) -> str | None:

@@ -79,7 +79,7 @@ class Stack:
         except BaseException as exc:
             for service, index in containers:
                 name = self.container(service, index)
-                logs = self.podman.run("logs", "--tail", "80", name, check=False)
+                logs = self.podman.run("logs", "--tail", "80", name, check=False, timeout=30)
                 exc.add_note(f"--- {name} ---\n{logs.stdout}{logs.stderr}")
             raise
 
