@@ -207,6 +207,19 @@ class Podman:
         result = self.run("wait", container, timeout=timeout)
         return int(result.stdout.strip().splitlines()[-1])
 
+    @contextlib.contextmanager
+    def logs_on_failure(self, *containers: str) -> Iterator[None]:
+        """On a failure inside, the end of each container's log as notes on the exception:
+        pytest shows them with the failure (a connection reset through Caddy says nothing of
+        which hop dropped it, a refused authorization nothing of why)."""
+        try:
+            yield
+        except BaseException as exc:
+            for name in containers:
+                logs = self.run("logs", "--tail", "80", name, check=False, timeout=30)
+                exc.add_note(f"--- {name} ---\n{logs.stdout}{logs.stderr}")
+            raise
+
     def remove_everything(self, prefix: str) -> None:
         """Every container, pod, network and volume whose name starts with `prefix`."""
 

@@ -16,7 +16,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,19 +69,8 @@ class Stack:
         )
         return result.stdout + result.stderr
 
-    @contextmanager
-    def logs_on_failure(self, *containers: tuple[str, int]) -> Iterator[None]:
-        """On a failure inside, the end of each container's log as notes on the exception:
-        pytest shows them with the failure (a connection reset through Caddy says nothing of
-        which hop dropped it)."""
-        try:
-            yield
-        except BaseException as exc:
-            for service, index in containers:
-                name = self.container(service, index)
-                logs = self.podman.run("logs", "--tail", "80", name, check=False, timeout=30)
-                exc.add_note(f"--- {name} ---\n{logs.stdout}{logs.stderr}")
-            raise
+    def logs_on_failure(self, *containers: tuple[str, int]) -> AbstractContextManager[None]:
+        return self.podman.logs_on_failure(*(self.container(*c) for c in containers))
 
 
 def clean_environment(podman: Podman) -> dict[str, str]:

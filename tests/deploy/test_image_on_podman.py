@@ -106,10 +106,11 @@ async def test_a_person_signs_up_and_in_through_the_container(running: Running) 
 
 
 async def test_the_mcp_sdk_client_completes_oauth_through_the_container(
-    running: Running, browser: Any
+    podman: Podman, running: Running, browser: Any
 ) -> None:
     async with httpx.AsyncClient(base_url=running.public, timeout=30) as web:
         email = await sign_up(web)
-    me = await sdk_client_journey(running.public, browser, email)
+    with podman.logs_on_failure(running.container):
+        me = await sdk_client_journey(running.public, browser, email)
     assert me["email"] == email
     assert me["scopes"] == ["mcp", "mcp:write"]

@@ -59,6 +59,7 @@ class BrowserApprover:
     second_factor: Callable[[], str] | None = None  # a code for /second-factor, if asked
     consents_seen: int = 0
     authorize_urls: list[str] = field(default_factory=list)
+    visited: list[str] = field(default_factory=list)  # "POST /sign-in 303": what went wrong where
     _result: asyncio.Future[AuthorizationCodeResult] | None = None
 
     async def redirect(self, url: str) -> None:
@@ -73,12 +74,20 @@ class BrowserApprover:
                 captured.set_result(route.request.url)
             await route.fulfill(status=200, body="ok")
 
+        def on_response(response: Any) -> None:
+            if response.request.is_navigation_request():
+                path = urlsplit(response.url).path
+                self.visited.append(f"{response.request.method} {path} {response.status}")
+
+        page.on("response", on_response)
         await page.route(CALLBACK.rsplit("/", 1)[0] + "/**", on_callback)
         await page.goto(url)
         await self.approve(page, captured)
         location = await asyncio.wait_for(captured, timeout=15)
         await page.close()
         params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        # An error answer (RFC 6749 §4.1.2.1) says why in error and error_description.
+        assert "code" in params, f"sent back without a code: {params}, via {self.visited}"
         self._result.set_result(
             AuthorizationCodeResult(
                 code=params["code"], state=params.get("state"), iss=params.get("iss")
