@@ -16,13 +16,16 @@ from app.kit.errors import CsrfError
 from app.kit.security import csrf_token_for, csrf_valid, new_token
 
 APP_DIR = Path(__file__).resolve().parent.parent
-# Autoescape every template, whatever its name: a value on a page is always text.
+# Autoescape every template, whatever its name: a value on a page is always text. Templates
+# ship with the code, so each is compiled once per process: no stat of its file (and of every
+# template it extends) on each page, which `auto_reload` would do.
 templates = Jinja2Templates(
     env=jinja2.Environment(
         loader=jinja2.FileSystemLoader(
             [APP_DIR / feature / "templates" for feature in ("auth", "oauth", "vault", "identity")]
         ),
         autoescape=True,
+        auto_reload=False,
     )
 )
 

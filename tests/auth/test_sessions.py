@@ -249,3 +249,42 @@ async def test_a_forged_session_cookie_is_ignored(client: httpx.AsyncClient) -> 
     response = await client.get("/account")
     assert response.status_code == 303
     assert response.headers["location"] == SIGN_IN_AGAIN
+
+
+async def test_the_sign_in_page_sends_a_signed_in_person_on_and_counts_it_as_activity(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    email = await sign_up(client)
+    (record,) = await sessions_of(app, email)
+    now = utcnow()
+    await move_session(
+        app,
+        record.id,
+        last_seen_at=now - timedelta(days=6),
+        idle_expires_at=now + timedelta(days=1),
+    )
+    before = utcnow()
+    response = await client.get("/sign-in", params={"next": "/account?tab=apps"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/account?tab=apps"
+    (moved,) = await sessions_of(app, email)
+    assert before <= moved.last_seen_at <= utcnow()  # the slide is committed like any page's
+
+
+@pytest.mark.parametrize("cookie", ["expired", "unknown", "not-a-session-token"])
+async def test_the_sign_in_page_shows_the_form_to_a_browser_whose_cookie_is_no_session(
+    client: httpx.AsyncClient, app: FastAPI, cookie: str
+) -> None:
+    email = await sign_up(client)
+    (record,) = await sessions_of(app, email)
+    if cookie == "expired":
+        now = utcnow()
+        await move_session(app, record.id, expires_at=now - timedelta(seconds=1))
+    else:
+        name = next(c.name for c in client.cookies.jar if c.name.endswith("gh_session"))
+        value = "gh_s_" + "x" * 43 if cookie == "unknown" else cookie
+        client.cookies.set(name, value)
+    response = await client.get("/sign-in", params={"next": "/account"})
+    assert response.status_code == 200
+    assert 'name="next" value="/account"' in response.text
+    assert 'id="password"' in response.text
