@@ -68,6 +68,7 @@ from anyio import CancelScope
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from app.auth import argon2_single
 from app.kit.work_gate import GateBusy, default_concurrency
 
 MIN_PASSWORD_LENGTH = 8
@@ -89,16 +90,31 @@ logger = logging.getLogger("gatehouse.auth")
 
 
 class _Argon2(Argon2Hasher):
-    """pwdlib's argon2id hasher, but only a mismatch is a wrong password.
+    """pwdlib's argon2id hasher, on one thread, and only a mismatch is a wrong password.
 
-    pwdlib reads every argon2 VerificationError as False, and argon2-cffi raises one for a check
-    that could not run ("Memory allocation error": 64 MiB refused under an address-space limit or
-    strict overcommit): the right password then read as a wrong one, and sign-in counted a
-    failure against the account. Such an error now propagates (`verify_password` answers it as
-    a busy server).
+    Hashes and checks run on the hash thread alone (app/auth/argon2_single.py: the same bytes
+    without libargon2's lane threads); an encoding that module does not read goes to
+    argon2-cffi. pwdlib reads every argon2 VerificationError as False, and argon2-cffi raises
+    one for a check that could not run ("Memory allocation error": 64 MiB refused under an
+    address-space limit or strict overcommit): the right password then read as a wrong one,
+    and sign-in counted a failure against the account. Such an error now propagates
+    (`verify_password` answers it as a busy server).
     """
 
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        secret = password.encode() if isinstance(password, str) else password
+        options = self._hasher
+        params = argon2_single.Params(
+            options.time_cost, options.memory_cost, options.parallelism, options.hash_len
+        )
+        return argon2_single.hash_secret(secret, salt or os.urandom(options.salt_len), params)
+
     def verify(self, password: str | bytes, hash: str | bytes) -> bool:  # noqa: A002 - pwdlib's name
+        secret = password.encode() if isinstance(password, str) else password
+        encoded = hash.decode() if isinstance(hash, bytes) else hash
+        matches = argon2_single.verify(secret, encoded)
+        if matches is not None:
+            return matches
         try:
             return bool(self._hasher.verify(hash, password))
         except (argon2.exceptions.VerifyMismatchError, argon2.exceptions.InvalidHashError):
