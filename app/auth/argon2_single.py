@@ -34,10 +34,12 @@ from argon2.low_level import (  # type: ignore[attr-defined]
     lib,
 )
 
-# The PHC string libargon2 writes for argon2id (encoding.c): base64 without padding. Bounded
-# so that a malformed value costs a regex, never a hash.
+# The PHC string libargon2 writes for argon2id (encoding.c): decimal numbers without leading
+# zeros, base64 without padding. Bounded so that a malformed value costs a regex, never a hash;
+# what libargon2's own decoder would refuse is left to it (see `_unb64`).
+_NUMBER = "([1-9][0-9]{0,%d})"
 _ENCODED = re.compile(
-    r"\$argon2id\$v=19\$m=(\d{1,7}),t=(\d{1,4}),p=(\d{1,3})"
+    rf"\$argon2id\$v=19\$m={_NUMBER % 6},t={_NUMBER % 3},p={_NUMBER % 2}"
     r"\$([A-Za-z0-9+/]{11,128})\$([A-Za-z0-9+/]{6,128})"
 )
 
@@ -55,7 +57,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    """The bytes of unpadded base64, ValueError unless `text` is their only spelling (libargon2
+    refuses stray bits in the last character)."""
+    data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    if _b64(data) != text:
+        raise ValueError("not canonical base64")
+    return data
 
 
 def raw(secret: bytes, salt: bytes, params: Params) -> bytes | int:

@@ -75,6 +75,9 @@ def test_a_changed_digest_or_salt_does_not_match() -> None:
         "$argon2id$v=19$m=4096,t=1,p=1$AAECAwQFBgcICQoLDA0OD$c29tZWRpZ2VzdA",  # bad base64
         "$argon2id$v=19$m=99999999,t=1,p=1$AAECAwQFBgcICQoLDA0ODw$c29tZWRpZ2VzdA",  # > 7 digits
         "$argon2id$v=19$m=1,t=1,p=1$AAECAwQFBgcICQoLDA0ODw$c29tZWRpZ2VzdA",  # libargon2 refuses
+        "$argon2id$v=19$m=04096,t=1,p=1$AAECAwQFBgcICQoLDA0ODw$c29tZWRpZ2VzdA",  # leading zero
+        "$argon2id$v=19$m=\u0664\u0660\u0669\u0666,t=1,p=1$AAECAwQFBgcICQoLDA0ODw$c29tZWRpZ2VzdA",
+        "$argon2id$v=19$m=4096,t=1,p=1$AAECAwQFBgcICQoLDA0ODx$c29tZWRpZ2VzdA",  # stray bits
         "$pbkdf2-sha256$29000$salt$digest",
         "",
     ],
