@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from app.audit import AuditEvent
 from app.auth.mfa.models import TotpFactor
+from app.auth.models import User
 from tests.auth.mfa.support import (
     SECURITY,
     codes_on,
@@ -246,6 +247,24 @@ async def test_turning_off_needs_the_password_and_a_current_code(
     page = await client.get(off.headers["location"])
     assert "Two-factor sign-in with an authenticator app is off." in page.text
     assert "Set up an authenticator app" in page.text
+
+
+async def test_an_account_without_a_password_cannot_turn_it_off_and_gets_a_page_not_a_500(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """An identity provider's account has an empty password hash: no password turns the factor
+    off (a 400 that says what is needed), and nothing is changed."""
+    email = await sign_up(client)
+    totp = await enrol_totp(client)
+    await db_write(app, update(User).where(User.email == email).values(password_hash=""))
+    for password in ("", PASSWORD):
+        answer = await form_post(
+            client, SECURITY, SECURITY + "/totp/disable",
+            {"password": password, "code": totp.next_code()},
+        )  # fmt: skip
+        assert answer.status_code == 400
+        assert "Enter your password and a current code" in answer.text
+    assert "On. Signing in asks" in (await client.get(SECURITY)).text
 
 
 async def test_turning_off_counts_each_attempt_before_checking_it(
