@@ -2,8 +2,10 @@
 
 Hashes run in their own thread pool, one thread per PASSWORD_HASH_CONCURRENCY slot
 (`configure`), whose threads run at a lower CPU priority than the event loop (Linux: a thread is
-a task with its own nice value). argon2 releases the GIL, so a hash competes with the loop only
-for a core, and by default (app/kit/work_gate.py) one core is left without a hash. Where a hash
+a task with its own nice value). Each hash runs on its one thread, lanes in turn
+(app/auth/argon2_single.py: libargon2's own lane threads woke the loop late), and releases the
+GIL, so a hash competes with the loop only for a core, and by default (app/kit/work_gate.py)
+one core is left without a hash. Where a hash
 shares the loop's core, PASSWORD_HASH_PRIORITY says how it yields:
 
 - `low`: nice +10. The loop gets about nine tenths of a contended core, but a hash keeps the
