@@ -43,6 +43,16 @@ async def move_session(app: FastAPI, session_id: object, **values: object) -> No
     )
 
 
+async def seen_six_days_ago(client: httpx.AsyncClient, app: FastAPI) -> tuple[str, BrowserSession]:
+    """A new account and its one session, last seen six days ago: a day of idle time left."""
+    email = await sign_up(client)
+    (record,) = await sessions_of(app, email)
+    now = utcnow()
+    six_days_ago, tomorrow = now - timedelta(days=6), now + timedelta(days=1)
+    await move_session(app, record.id, last_seen_at=six_days_ago, idle_expires_at=tomorrow)
+    return email, record
+
+
 async def test_a_session_idle_for_longer_than_the_idle_limit_ends(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
@@ -77,15 +87,7 @@ async def test_a_session_past_its_absolute_expiry_ends_even_if_active(
 
 
 async def test_activity_extends_the_idle_expiry(client: httpx.AsyncClient, app: FastAPI) -> None:
-    email = await sign_up(client)
-    (record,) = await sessions_of(app, email)
-    now = utcnow()
-    await move_session(
-        app,
-        record.id,
-        last_seen_at=now - timedelta(days=6),
-        idle_expires_at=now + timedelta(days=1),
-    )
+    email, record = await seen_six_days_ago(client, app)
     before = utcnow()
     assert (await client.get("/account")).status_code == 200
     after = utcnow()
@@ -254,15 +256,7 @@ async def test_a_forged_session_cookie_is_ignored(client: httpx.AsyncClient) -> 
 async def test_the_sign_in_page_sends_a_signed_in_person_on_and_counts_it_as_activity(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    email = await sign_up(client)
-    (record,) = await sessions_of(app, email)
-    now = utcnow()
-    await move_session(
-        app,
-        record.id,
-        last_seen_at=now - timedelta(days=6),
-        idle_expires_at=now + timedelta(days=1),
-    )
+    email, _ = await seen_six_days_ago(client, app)
     before = utcnow()
     response = await client.get("/sign-in", params={"next": "/account?tab=apps"})
     assert response.status_code == 303
