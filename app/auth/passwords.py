@@ -91,6 +91,10 @@ HashPriority = Literal["low", "idle", "auto"]  # PASSWORD_HASH_PRIORITY
 logger = logging.getLogger("gatehouse.auth")
 
 
+def _utf8(password: str | bytes) -> bytes:
+    return password.encode() if isinstance(password, str) else password  # as argon2-cffi does
+
+
 class _Argon2(Argon2Hasher):
     """pwdlib's argon2id hasher, on one thread, and only a mismatch is a wrong password.
 
@@ -104,7 +108,7 @@ class _Argon2(Argon2Hasher):
     """
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
-        secret = password.encode() if isinstance(password, str) else password
+        secret = _utf8(password)
         options = self._hasher
         params = argon2_single.Params(
             options.time_cost, options.memory_cost, options.parallelism, options.hash_len
@@ -112,9 +116,8 @@ class _Argon2(Argon2Hasher):
         return argon2_single.hash_secret(secret, salt or os.urandom(options.salt_len), params)
 
     def verify(self, password: str | bytes, hash: str | bytes) -> bool:  # noqa: A002 - pwdlib's name
-        secret = password.encode() if isinstance(password, str) else password
         encoded = hash.decode() if isinstance(hash, bytes) else hash
-        matches = argon2_single.verify(secret, encoded)
+        matches = argon2_single.verify(_utf8(password), encoded)
         if matches is not None:
             return matches
         try:
@@ -309,10 +312,12 @@ async def hash_password(password: str) -> str:
 
 
 async def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
-    """(matches, new hash if the stored one uses outdated parameters). A check that could not
-    run (argon2 got no memory) is GateBusy, a 503 with Retry-After: never a wrong password."""
+    """(matches, new hash if the stored one uses outdated parameters). No stored hash (None, or
+    the empty one of an account made through an identity provider) is checked against the dummy
+    hash and never matches. A check that could not run (argon2 got no memory) is GateBusy, a 503
+    with Retry-After: never a wrong password."""
     try:
-        if password_hash is None:
+        if not password_hash:
             await _off_loop(_hasher.verify, password, _DUMMY_HASH)
             return False, None
         return await _off_loop(_hasher.verify_and_update, password, password_hash)

@@ -224,7 +224,7 @@ async def change_password(
     ip: str | None,
 ) -> None:
     too_long = len(current_password) > MAX_PASSWORD_LENGTH
-    stored = None if too_long else user.password_hash or None
+    stored = None if too_long else user.password_hash
     ok, _ = await verify_password(current_password[:MAX_PASSWORD_LENGTH], stored)
     if not ok:
         raise AccountError("The current password is not right.")

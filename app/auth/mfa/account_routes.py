@@ -136,10 +136,10 @@ async def disable_totp(
     verdict = await limits.hit(per_account, "signin-account", key)
     ok = False
     if verdict.allowed:
-        # An account made through an identity provider has no password (an empty hash): its
-        # check runs against the dummy hash and fails, as a wrong password does.
-        stored = None if len(password) > MAX_PASSWORD_LENGTH else user.password_hash or None
-        good_password, _ = await verify_password(password[:MAX_PASSWORD_LENGTH], stored)
+        too_long = len(password) > MAX_PASSWORD_LENGTH
+        good_password, _ = await verify_password(
+            password[:MAX_PASSWORD_LENGTH], None if too_long else user.password_hash
+        )
         # The code only after the password: a wrong password must not spend a good code.
         ok = good_password and await totp.verify(session, _envelope(request), row=row, code=code)
     if not ok:
