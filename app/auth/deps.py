@@ -24,11 +24,14 @@ class SignInRequired(Exception):
         self.next_path = next_path
 
 
+def session_cookie(request: Request, settings: Settings) -> str | None:
+    return request.cookies.get(cookie_name(settings, SESSION_COOKIE))
+
+
 async def optional_browser_session(
     request: Request, session: SessionDep, settings: SettingsDep
 ) -> BrowserSession | None:
-    token = request.cookies.get(cookie_name(settings, SESSION_COOKIE))
-    record = await session_from_token(session, settings, token)
+    record = await session_from_token(session, settings, session_cookie(request, settings))
     request.state.user = record.user if record else None
     return record
 

@@ -16,6 +16,8 @@ from app.auth.deps import (
     CurrentBrowserSession,
     CurrentUser,
     OptionalBrowserSession,
+    optional_browser_session,
+    session_cookie,
     signed_in_redirect,
 )
 from app.auth.devices import known_device, remember_device
@@ -32,7 +34,6 @@ from app.kit.web import (
     FormStr,
     SettingsDep,
     client_ip,
-    cookie_name,
     delete_cookie,
     render,
     safe_next,
@@ -166,11 +167,10 @@ async def sign_in_page(request: Request, next: str = "") -> Response:
     # a database session only for a session cookie to look up or an app to name ("Sign in to
     # continue to…"). Its dependency machinery was a third of the page (docs/PERFORMANCE.md).
     services, next_path = services_of(request.app), safe_next(next, "")
-    token = request.cookies.get(cookie_name(services.settings, SESSION_COOKIE))
     request.state.user, client = None, None
-    if token or next_path.startswith("/authorize?"):
+    if session_cookie(request, services.settings) or next_path.startswith("/authorize?"):
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            browser = await service.session_from_token(session, services.settings, token)
+            browser = await optional_browser_session(request, session, services.settings)
             if browser is not None:
                 return RedirectResponse(safe_next(next), status_code=303)
             client = await continue_to(services, session, next_path)
